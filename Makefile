@@ -1,0 +1,71 @@
+# tars - protected memory for secrets, and the suite that measures it.
+#
+#   make report     the main job: build, compare every allocator, plot
+#   make test       build and run the whole test suite
+#   make            build libtars.a, libtars.so, tars.pc
+#
+# Quiet by default; V=1 shows the commands.  CC, CXX, CFLAGS, CXXFLAGS,
+# LDFLAGS from the environment are respected.  SAN=address|undefined|thread
+# builds everything sanitized under build/<san>/ (test-asan, test-ubsan,
+# test-tsan do that and run the tests).
+
+.DEFAULT_GOAL := all
+SHELL := /bin/bash
+
+V ?= 0
+Q := $(if $(filter 1,$(V)),,@)
+E := $(if $(filter 1,$(V)),@:,@echo)
+
+CXX ?= g++
+CFLAGS ?= -O2 -g
+CXXFLAGS ?= -O2 -g
+LDFLAGS ?=
+PREFIX ?= /usr/local
+SAN ?=
+BUILD ?= $(if $(SAN),build/$(SAN),build)
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+SAN_FLAGS := $(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all)
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -Itars/include -MMD -MP $(WARN) $(SAN_FLAGS)
+BASE_LDFLAGS := -pthread $(SAN_FLAGS)
+
+NEED_DEB := mk/need-deb
+RUN_TESTS := mk/run-tests
+
+# Fragments append to these.
+TEST_PROGS :=    # commands run by `make test`, in order
+TEST_BINS :=     # what those commands need built
+CLEAN_DIRS := build results plots/out
+
+include tars/tars.mk
+-include examples/examples.mk
+-include bench/bench.mk
+-include compare/compare.mk
+-include plots/plots.mk
+-include tune/tune.mk
+-include fuzz/fuzz.mk
+
+.PHONY: all test test-asan test-ubsan test-tsan clean help
+all: lib
+
+test: $(TEST_BINS)
+	$(Q)$(RUN_TESTS) $(TEST_PROGS)
+
+# Sanitized variants: the same suite in a separate build tree.  Guard-page
+# death tests need real SIGSEGV, so ASan must not handle it.
+test-asan:
+	$(Q)ASAN_OPTIONS=handle_segv=0:detect_leaks=0:allow_user_segv_handler=1 \
+	  $(MAKE) --no-print-directory test SAN=address
+test-ubsan:
+	$(Q)UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(MAKE) --no-print-directory test SAN=undefined
+test-tsan:
+	$(Q)TSAN_OPTIONS=halt_on_error=1 \
+	  $(MAKE) --no-print-directory test-stress SAN=thread
+
+clean:
+	$(E) "  CLEAN"
+	$(Q)rm -rf $(CLEAN_DIRS)
+
+help:
+	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'

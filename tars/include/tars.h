@@ -1,0 +1,275 @@
+/*
+ * tars.h - protected memory for secrets.
+ *
+ * tars is an allocator for keys, plaintexts and other secrets, modelled on
+ * OpenBSD's malloc and on the Rust project TARS.  Every byte it hands out
+ * lives in anonymous mmap'd pages that are
+ *
+ *   - locked in RAM (mlock; policy: option `mlock`),
+ *   - excluded from core dumps (MADV_DONTDUMP; option `dump`),
+ *   - wiped, or not inherited, across fork (option `fork`),
+ *   - wiped when freed (junk or zero; option `junk`),
+ *
+ * and whose bookkeeping lives out of band, never next to user data.
+ *
+ * WARNING - memory layout.
+ *
+ *   Small allocations (size <= page_size / 2) are "chunks": slots of one size
+ *   class share a page.  The slack between the requested size and the slot
+ *   size holds a canary checked at free (option `canary`); an overflow that
+ *   stays inside the slot is detected there, not when it happens.
+ *
+ *       | slot | slot | req..canary | slot | ... |     one data page
+ *
+ *   Large allocations (size > page_size / 2) and every key allocation get a
+ *   mapping of their own with a PROT_NONE guard page on each side.  The data
+ *   ends at the trailing guard page (the end is 16-byte aligned), so an
+ *   overflow past the rounded size faults at once with SIGSEGV:
+ *
+ *       | guard | canary.. data........ pad | guard |
+ *                                            ^ 16-byte aligned end
+ *
+ *   Key allocations (tars_malloc_key) never share pages, so their protection
+ *   can be switched with tars_protect_none/read/write.
+ *
+ * Errors.  Misuse and heap corruption (double free, a pointer tars never
+ * returned, a canary or junk mismatch, corrupted metadata) print one line
+ * "tars: <function>(): <what>" on stderr and abort().  This is not
+ * configurable.  Resource failures return NULL (or -1) with errno set; errno
+ * is left unchanged on success.  Guard page hits are SIGSEGV.
+ *
+ * Limits.  The compiler may copy secrets to the stack or registers; tars
+ * protects the heap copy only.  Protection changes are process-wide.
+ */
+#ifndef TARS_H
+#define TARS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TARS_VERSION_MAJOR 0
+#define TARS_VERSION_MINOR 1
+#define TARS_VERSION_PATCH 0
+#define TARS_VERSION "0.1.0"
+
+#if defined(__GNUC__)
+#define TARS_API __attribute__((visibility("default")))
+#define TARS_WUR __attribute__((warn_unused_result))
+#define TARS_MALLOC __attribute__((malloc))
+#define TARS_ALLOC_SIZE(...) __attribute__((alloc_size(__VA_ARGS__)))
+#define TARS_NONNULL(...) __attribute__((nonnull(__VA_ARGS__)))
+#else
+#define TARS_API
+#define TARS_WUR
+#define TARS_MALLOC
+#define TARS_ALLOC_SIZE(...)
+#define TARS_NONNULL(...)
+#endif
+
+/* ------------------------------------------------------------------------
+ * Allocation
+ * --------------------------------------------------------------------- */
+
+/* Junk-filled (0xd0) unless option junk=0.  size 0 returns a distinct
+ * pointer to an inaccessible slot: touching it faults, freeing it is fine.
+ * NULL with errno ENOMEM on exhaustion.  Every block of 16 bytes or more is
+ * 16-byte aligned. */
+TARS_API TARS_MALLOC TARS_WUR TARS_ALLOC_SIZE(1)
+void *tars_malloc(size_t size);
+
+/* Zeroed.  NULL with ENOMEM if nmemb * size overflows. */
+TARS_API TARS_MALLOC TARS_WUR TARS_ALLOC_SIZE(1, 2)
+void *tars_calloc(size_t nmemb, size_t size);
+
+/* ptr NULL acts as tars_malloc.  The block always moves; the old one is
+ * wiped and freed.  On failure returns NULL, errno set, ptr untouched.
+ * size 0 frees ptr and returns a zero-size pointer.  A key pointer stays a
+ * key (see tars_realloc_key). */
+TARS_API TARS_WUR TARS_ALLOC_SIZE(2)
+void *tars_realloc(void *ptr, size_t size);
+
+/* alignment: a power of two, at most the page size; else NULL, EINVAL. */
+TARS_API TARS_MALLOC TARS_WUR TARS_ALLOC_SIZE(2)
+void *tars_aligned_alloc(size_t alignment, size_t size);
+
+/* NULL is a no-op.  Wipes (junk or zero) before the slot is reused, cached
+ * or unmapped.  Aborts on a pointer tars did not return or already freed. */
+TARS_API void tars_free(void *ptr);
+
+/* tars_free, aborting unless size is exactly the size that was requested
+ * for ptr (a cheap check that the caller frees what it thinks it frees). */
+TARS_API void tars_freezero(void *ptr, size_t size);
+
+/* Bytes usable at ptr: the requested size when a canary guards the slack
+ * (writing past it is an overflow), else the whole slot.  0 for NULL. */
+TARS_API TARS_WUR size_t tars_usable_size(const void *ptr);
+
+/* Bytes a request of `size` occupies under the current options: the slot
+ * size for chunks, the data pages for large blocks. */
+TARS_API TARS_WUR size_t tars_slot_size(size_t size);
+
+/* ------------------------------------------------------------------------
+ * Keys: dedicated guarded mappings whose protection can change
+ * --------------------------------------------------------------------- */
+
+/* Starts readable and writable.  Any size, 0 included (a key of size 0 has
+ * one inaccessible data page).  With secretmem=1 the data pages come from
+ * memfd_secret(2) where the kernel has it. */
+TARS_API TARS_MALLOC TARS_WUR TARS_ALLOC_SIZE(1)
+void *tars_malloc_key(size_t size);
+
+/* Like tars_realloc for keys: a new key with the old contents (truncated
+ * or junk-extended), readable and writable; the old one is wiped and freed.
+ * ptr must be a key (or NULL); the old key must be readable. */
+TARS_API TARS_WUR TARS_ALLOC_SIZE(2)
+void *tars_realloc_key(void *ptr, size_t size);
+
+/* Change the protection of a key's data pages.  0, or -1 with errno (the
+ * mprotect error, e.g. ENOMEM when the VMA limit is reached).  Aborts if
+ * ptr is not a key allocation. */
+TARS_API TARS_WUR int tars_protect_none(void *ptr);
+TARS_API TARS_WUR int tars_protect_read(void *ptr);
+TARS_API TARS_WUR int tars_protect_write(void *ptr); /* read + write */
+
+/* ------------------------------------------------------------------------
+ * Options
+ *
+ * Read once from TARS_OPTIONS="name=value,name=value" (unknown names and bad
+ * values warn once on stderr and are ignored), and through these calls.
+ *
+ *   name       values                                             default
+ *   junk       0 zero on free only; 1 junk on alloc (0xd0) and       1
+ *              free (0xdf); 2 as 1, and verify the free junk when
+ *              a chunk slot is reused (catches write-after-free)
+ *   canary     1 fill chunk slack and large-block padding with a     1
+ *              secret pattern, checked at free
+ *   cache      empty chunk pages kept per pool (PROT_NONE, wiped)    64
+ *              instead of unmapped; 0..4096
+ *   classes    0 power-of-two size classes (as TARS);                1
+ *              1 quarter-step classes (less waste)
+ *   random     1 random slot in a page and random page among those   1
+ *              with free slots; 0 first fit (deterministic)
+ *   mlock      0 off; 1 best effort (warn once, count the unlocked    1
+ *              bytes in stats); 2 strict (allocation fails, ENOMEM)
+ *   dump       0 MADV_DONTDUMP on data pages; 1 leave in core dumps  0
+ *   fork       0 inherit; 1 MADV_WIPEONFORK (child reads zeros);     1
+ *              2 MADV_DONTFORK (child faults)
+ *   pools      number of pools (threads spread over them); 1..64;   4
+ *              fixed at the first allocation (EBUSY after)
+ *   secretmem  1 back keys with memfd_secret(2) when available,      0
+ *              else fall back to anonymous memory
+ *   stats      1 print tars_stats_print(stderr) at exit              0
+ *
+ * mlock, dump, fork and secretmem apply to pages mapped after the change.
+ * --------------------------------------------------------------------- */
+
+/* 0, or -1 with errno EINVAL (unknown name, value out of range) or EBUSY
+ * (an init-only option after the first allocation). */
+TARS_API TARS_WUR int tars_option_set(const char *name, long value) TARS_NONNULL(1);
+
+/* The value, or -1 with errno EINVAL for an unknown name. */
+TARS_API TARS_WUR long tars_option_get(const char *name) TARS_NONNULL(1);
+
+/* ------------------------------------------------------------------------
+ * Statistics (summed over pools; a consistent snapshot per pool)
+ * --------------------------------------------------------------------- */
+
+#define TARS_NCLASSES 25 /* class 0 holds size-0 allocations */
+
+struct tars_stats {
+	size_t page_size;        /* bytes per page */
+	size_t pools;            /* pools created so far */
+	size_t chunk_pages;      /* pages holding chunk slots, in use */
+	size_t zero_pages;       /* PROT_NONE pages holding size-0 slots */
+	size_t cached_pages;     /* empty chunk pages in the caches */
+	size_t reserve_pages;    /* mapped chunk pages not handed out yet */
+	size_t large_count;      /* live large allocations */
+	size_t large_pages;      /* their data pages (guards excluded) */
+	size_t key_count;        /* live key allocations */
+	size_t key_pages;        /* their data pages (guards excluded) */
+	size_t secretmem_pages;  /* key data pages backed by memfd_secret */
+	size_t guard_pages;      /* PROT_NONE guard pages (large, key, pools) */
+	size_t meta_pages;       /* pages of metadata (pools, tables, info) */
+	size_t locked_bytes;     /* bytes currently mlock'ed by tars */
+	size_t unlocked_bytes;   /* bytes that mlock=1 failed to lock */
+	size_t live_count;       /* live allocations of all kinds */
+	size_t live_requested;   /* bytes requested by them */
+	size_t live_reserved;    /* bytes of slots/pages reserved for them */
+	uint64_t mallocs;        /* successful allocations, all kinds */
+	uint64_t frees;          /* frees, all kinds */
+	uint64_t class_mallocs[TARS_NCLASSES]; /* chunk allocations per class */
+	size_t class_size[TARS_NCLASSES];      /* slot bytes of each class */
+	uint64_t cache_hits;     /* new chunk pages taken from the cache */
+	uint64_t cache_misses;   /* new chunk pages taken from the OS */
+	uint64_t protect_changes;/* mprotect calls */
+	uint64_t syscalls;       /* every system call tars issued */
+	uint64_t mmaps;          /* of which mmap */
+	uint64_t munmaps;        /* of which munmap */
+};
+
+TARS_API void tars_stats_get(struct tars_stats *out) TARS_NONNULL(1);
+/* Human-readable, one "name value" per line. */
+TARS_API void tars_stats_print(FILE *out) TARS_NONNULL(1);
+
+/* ------------------------------------------------------------------------
+ * tars_buf: a fixed-length sensitive buffer (TARS ProtBuf)
+ *
+ * Lives on the chunk allocator (small buffers share pages); the struct
+ * itself is tars memory too.  Length 0 is valid.  Freed contents are wiped.
+ * --------------------------------------------------------------------- */
+
+typedef struct tars_buf tars_buf;
+
+TARS_API TARS_WUR tars_buf *tars_buf_new(size_t len);       /* junk */
+TARS_API TARS_WUR tars_buf *tars_buf_new_zero(size_t len);
+TARS_API TARS_WUR tars_buf *tars_buf_new_random(size_t len); /* getrandom */
+TARS_API TARS_WUR tars_buf *tars_buf_from(const void *data, size_t len);
+TARS_API TARS_WUR tars_buf *tars_buf_concat(const tars_buf *const *bufs, size_t count);
+TARS_API TARS_WUR tars_buf *tars_buf_clone(const tars_buf *buf) TARS_NONNULL(1);
+TARS_API TARS_WUR size_t tars_buf_len(const tars_buf *buf) TARS_NONNULL(1);
+TARS_API TARS_WUR void *tars_buf_data(tars_buf *buf) TARS_NONNULL(1);
+/* 1 if equal length and contents, else 0; time independent of contents. */
+TARS_API TARS_WUR int tars_buf_equal(const tars_buf *a, const tars_buf *b) TARS_NONNULL(1, 2);
+TARS_API void tars_buf_free(tars_buf *buf);
+
+/* ------------------------------------------------------------------------
+ * tars_key: a buffer with no access by default (TARS ProtKey)
+ *
+ * Outside a scope its bytes are PROT_NONE.  Read scopes are shared and
+ * counted (the first opens PROT_READ, the last closes it); the write scope
+ * is exclusive.  A conflicting request fails with EBUSY, never blocks.
+ * Ending a scope that is not open, or freeing a key with a scope open,
+ * aborts with a "tars: " message.
+ * --------------------------------------------------------------------- */
+
+typedef struct tars_key tars_key;
+
+/* Moves buf's bytes into a key and frees buf.  On failure NULL, errno set,
+ * buf untouched. */
+TARS_API TARS_WUR tars_key *tars_key_new(tars_buf *buf) TARS_NONNULL(1);
+TARS_API TARS_WUR tars_key *tars_key_new_random(size_t len);
+TARS_API TARS_WUR tars_key *tars_key_clone(tars_key *key) TARS_NONNULL(1);
+TARS_API TARS_WUR size_t tars_key_len(const tars_key *key) TARS_NONNULL(1);
+TARS_API TARS_WUR const void *tars_key_read_begin(tars_key *key) TARS_NONNULL(1);
+TARS_API void tars_key_read_end(tars_key *key) TARS_NONNULL(1);
+TARS_API TARS_WUR void *tars_key_write_begin(tars_key *key) TARS_NONNULL(1);
+TARS_API void tars_key_write_end(tars_key *key) TARS_NONNULL(1);
+/* fn's return value, or -1 with errno EBUSY if the scope cannot open. */
+TARS_API int tars_key_read_with(tars_key *key,
+    int (*fn)(const void *data, size_t len, void *arg), void *arg) TARS_NONNULL(1, 2);
+TARS_API int tars_key_write_with(tars_key *key,
+    int (*fn)(void *data, size_t len, void *arg), void *arg) TARS_NONNULL(1, 2);
+/* 1 or 0; constant time in the contents.  -1 with EBUSY if a key cannot be
+ * opened for reading. */
+TARS_API TARS_WUR int tars_key_equal(tars_key *a, tars_key *b) TARS_NONNULL(1, 2);
+TARS_API void tars_key_free(tars_key *key);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TARS_H */

@@ -1,0 +1,71 @@
+# tars/: the library, its pkg-config file, and its Criterion test suite.
+
+TARS_SRC := $(wildcard tars/src/*.c)
+TARS_OBJ := $(TARS_SRC:%.c=$(BUILD)/%.o)
+TARS_A := $(BUILD)/lib/libtars.a
+TARS_SO := $(BUILD)/lib/libtars.so
+TARS_PC := $(BUILD)/lib/tars.pc
+TARS_LIB_CFLAGS := -fPIC -fvisibility=hidden -Itars/src
+
+# One Criterion program from every tars/tests/test_*.c, linked statically so
+# that tests can reach the internal test hooks.
+TARS_TEST_SRC := $(wildcard tars/tests/test_*.c) tars/tests/util.c
+TARS_TEST_OBJ := $(TARS_TEST_SRC:%.c=$(BUILD)/%.o)
+TARS_TESTS := $(BUILD)/tests/tars-tests
+
+.PHONY: lib install deps-criterion test-tars test-stress
+lib: $(TARS_A) $(TARS_SO) $(TARS_PC)
+
+$(BUILD)/tars/src/%.o: tars/src/%.c
+	@mkdir -p $(@D)
+	$(E) "  CC      $<"
+	$(Q)$(CC) $(BASE_CFLAGS) $(TARS_LIB_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(TARS_A): $(TARS_OBJ)
+	@mkdir -p $(@D)
+	$(E) "  AR      $@"
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(TARS_SO): $(TARS_OBJ)
+	@mkdir -p $(@D)
+	$(E) "  LD      $@"
+	$(Q)$(CC) -shared -Wl,-soname,libtars.so.0 -Wl,-z,now -Wl,-z,relro $(BASE_LDFLAGS) $(LDFLAGS) -o $@ $^
+
+$(TARS_PC): tars/tars.pc.in Makefile
+	@mkdir -p $(@D)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^#define TARS_VERSION "\(.*\)"/\1/p' tars/include/tars.h)|' $< > $@
+
+deps-criterion:
+	$(Q)$(NEED_DEB) libcriterion-dev
+
+$(BUILD)/tars/tests/%.o: tars/tests/%.c | deps-criterion
+	@mkdir -p $(@D)
+	$(E) "  CC      $<"
+	$(Q)$(CC) $(BASE_CFLAGS) -Itars/src -Itars/tests $(CFLAGS) -c $< -o $@
+
+$(TARS_TESTS): $(TARS_TEST_OBJ) $(TARS_A)
+	@mkdir -p $(@D)
+	$(E) "  LD      $@"
+	$(Q)$(CC) $(BASE_LDFLAGS) $(LDFLAGS) -o $@ $(TARS_TEST_OBJ) $(TARS_A) -lcriterion
+
+# Criterion runs each test in its own process; -j2 matches this machine.
+TEST_BINS += $(TARS_TESTS)
+TEST_PROGS += "$(TARS_TESTS) -j2 --short-filename"
+
+test-tars: $(TARS_TESTS)
+	$(Q)$(RUN_TESTS) "$(TARS_TESTS) -j2 --short-filename"
+
+# The multithreaded stress tests alone (used by test-tsan).
+test-stress: $(TARS_TESTS)
+	$(Q)$(RUN_TESTS) "$(TARS_TESTS) -j1 --short-filename --filter 'stress/*'"
+
+install: lib
+	$(E) "  INSTALL $(DESTDIR)$(PREFIX)"
+	$(Q)install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	$(Q)install -m 644 tars/include/tars.h $(DESTDIR)$(PREFIX)/include/
+	$(Q)install -m 644 $(TARS_A) $(DESTDIR)$(PREFIX)/lib/
+	$(Q)install -m 755 $(TARS_SO) $(DESTDIR)$(PREFIX)/lib/libtars.so.0
+	$(Q)ln -sf libtars.so.0 $(DESTDIR)$(PREFIX)/lib/libtars.so
+	$(Q)install -m 644 $(TARS_PC) $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+
+-include $(TARS_OBJ:.o=.d) $(TARS_TEST_OBJ:.o=.d)

@@ -1,0 +1,71 @@
+/*
+ * Test helpers shared by every tars test file.
+ *
+ * Death tests: tars_run_child() forks, runs fn(arg) in the child with stderr
+ * captured (and core dumps off), and reports how the child ended.
+ * EXPECT_DEATH() asserts the signal AND that stderr holds the expected
+ * "tars: " message; EXPECT_FAULT() asserts a SIGSEGV (guard page hit).
+ *
+ * Bug bodies must survive the optimizer: write through volatile pointers.
+ */
+#ifndef TARS_TEST_UTIL_H
+#define TARS_TEST_UTIL_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <criterion/criterion.h>
+
+struct child_result {
+	int signaled;     /* 1 if killed by a signal */
+	int sig;          /* that signal */
+	int exit_code;    /* exit code otherwise */
+	char err[8192];   /* captured stderr, NUL-terminated */
+};
+
+void tars_run_child(void (*fn)(void *), void *arg, struct child_result *out);
+
+/* The child must die by `sig` and its stderr must contain `msg`. */
+#define EXPECT_DEATH(fn, arg, sig_, msg) do {                                \
+	struct child_result r_;                                              \
+	tars_run_child((fn), (arg), &r_);                                    \
+	cr_assert(r_.signaled, "expected signal %d (%s), child exited %d; " \
+	    "stderr: %s", (sig_), strsignal(sig_), r_.exit_code, r_.err);    \
+	cr_assert_eq(r_.sig, (sig_), "expected signal %d (%s), got %d (%s);" \
+	    " stderr: %s", (sig_), strsignal(sig_), r_.sig,                  \
+	    strsignal(r_.sig), r_.err);                                      \
+	cr_assert(strstr(r_.err, (msg)) != NULL,                             \
+	    "stderr lacks \"%s\": \"%s\"", (msg), r_.err);                   \
+} while (0)
+
+/* tars misuse: SIGABRT with a message that starts with "tars: ". */
+#define EXPECT_ABORT(fn, arg, msg) do {                                      \
+	EXPECT_DEATH(fn, arg, SIGABRT, msg);                                 \
+} while (0)
+
+/* Guard page or PROT_NONE hit: SIGSEGV. */
+#define EXPECT_FAULT(fn, arg) do {                                           \
+	struct child_result r_;                                              \
+	tars_run_child((fn), (arg), &r_);                                    \
+	cr_assert(r_.signaled && r_.sig == SIGSEGV,                          \
+	    "expected SIGSEGV, got %s %d; stderr: %s",                       \
+	    r_.signaled ? "signal" : "exit",                                 \
+	    r_.signaled ? r_.sig : r_.exit_code, r_.err);                    \
+} while (0)
+
+/* The child must exit 0 (for checks that need a fresh process). */
+#define EXPECT_EXIT0(fn, arg) do {                                           \
+	struct child_result r_;                                              \
+	tars_run_child((fn), (arg), &r_);                                    \
+	cr_assert(!r_.signaled && r_.exit_code == 0,                         \
+	    "child %s %d; stderr: %s", r_.signaled ? "signal" : "exit",      \
+	    r_.signaled ? r_.sig : r_.exit_code, r_.err);                    \
+} while (0)
+
+/* Read one VmFlags line of /proc/self/smaps for the mapping holding addr;
+ * returns 0 and fills flags (space separated two-letter flags) or -1. */
+int tars_smaps_flags(const void *addr, char *flags, size_t len);
+
+/* 1 if the two-letter flag (e.g. "dd") is among the VmFlags of addr. */
+int tars_has_vmflag(const void *addr, const char *flag);
+
+#endif
