@@ -69,3 +69,13 @@ install: lib
 	$(Q)install -m 644 $(TARS_PC) $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 
 -include $(TARS_OBJ:.o=.d) $(TARS_TEST_OBJ:.o=.d)
+
+# pair64: the hot-path figure (64-byte pair, tars vs glibc, same run).
+PAIR64 := $(BUILD)/tools/pair64
+.PHONY: pair64
+$(PAIR64): tars/tools/pair64.c $(TARS_A)
+	@mkdir -p $(@D)
+	$(E) "  CCLD    $@"
+	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) $(BASE_LDFLAGS) $(LDFLAGS) -o $@ $< $(TARS_A)
+pair64: $(PAIR64)
+	$(Q)$(PAIR64)

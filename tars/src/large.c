@@ -1,0 +1,260 @@
+/*
+ * large.c - large blocks (> chunk_max) and keys: one mapping each,
+ *
+ *     | guard | data pages ................................ | guard |
+ *             | canary .. | block ......... | canary (<16) |
+ *
+ * with the block placed at the END of its pages (its end 16-byte aligned,
+ * or `align`-aligned) so that an overflow runs into the trailing guard page
+ * at once.  The slack in front of the block and the padding behind it hold
+ * the canary pattern (canary=1), checked at free: a small underflow, which
+ * lands inside the first data page rather than the guard, is caught there.
+ *
+ * Keys never share pages, so tars_protect_* can switch them between
+ * PROT_NONE, PROT_READ and read-write.  With secretmem=1 their data pages
+ * come from memfd_secret(2): gone from the kernel's direct map.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "tars_internal.h"
+
+static atomic_int secretmem_broken, warned_secretmem;
+
+static inline uint8_t *
+data_start(const struct region *r)
+{
+	/* The block starts inside the first data page; a zero-size key sits
+	 * right at the trailing guard. */
+	uintptr_t p = (uintptr_t)r->ptr;
+	if (r->size == 0) {
+		p -= tars_g.page_size;
+	}
+	return (uint8_t *)(p & ~tars_g.page_mask);
+}
+
+static void
+canary_fill(uint8_t *from, uint8_t *to)
+{
+	for (uint8_t *c = from; c < to; c++) {
+		*c = tars_g.canary_bytes[(uintptr_t)c & 7];
+	}
+}
+
+static uint8_t *
+canary_check(uint8_t *from, uint8_t *to)
+{
+	for (uint8_t *c = from; c < to; c++) {
+		if (*c != tars_g.canary_bytes[(uintptr_t)c & 7]) {
+			return c;
+		}
+	}
+	return NULL;
+}
+
+/* Maps the data pages of a secretmem key over the reserved range; 0 or -1. */
+static int
+map_secret(uint8_t *data, size_t len)
+{
+	if (atomic_load(&secretmem_broken)) {
+		return -1;
+	}
+	int saved = errno;
+	int fd = tars_os_memfd_secret();
+	if (fd < 0) {
+		if (errno == ENOSYS || errno == EINVAL || errno == EPERM) {
+			atomic_store(&secretmem_broken, 1);
+		}
+		tars_warn_once(&warned_secretmem, "memfd_secret unavailable (%s); keys "
+		    "use anonymous memory", strerror(errno));
+		errno = saved;
+		return -1;
+	}
+	int ok = ftruncate(fd, (off_t)len) == 0 &&
+	    tars_os_map(data, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd) != NULL;
+	if (!ok) {
+		tars_warn_once(&warned_secretmem, "memfd_secret mapping failed (%s); "
+		    "keys use anonymous memory", strerror(errno));
+	}
+	if (close(fd) != 0 && ok) {
+		tars_fatal("tars_malloc_key", "close(memfd_secret) failed: %s", strerror(errno));
+	}
+	errno = saved;
+	return ok ? 0 : -1;
+}
+
+void *
+tars_large_alloc(struct tars_pool *p, size_t size, size_t align, int kind, int zero,
+    const char *func)
+{
+	(void)func;
+	size_t ps = tars_g.page_size;
+	int saved = errno;
+	if (size > ((size_t)1 << 47)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	size_t rsize = (size + align - 1) & ~(align - 1);
+	size_t npages = (rsize + ps - 1) / ps;
+	if (npages == 0) {
+		npages = 1;
+	}
+	size_t dlen = npages * ps;
+	if (tars_region_reserve(&p->regions) != 0) {
+		return NULL;
+	}
+	uint8_t *map = tars_os_map(NULL, dlen + 2 * ps, PROT_NONE, MAP_PRIVATE, -1);
+	if (map == NULL) {
+		return NULL;
+	}
+	uint8_t *data = map + ps;
+	uint16_t flags = 0;
+	int secret = kind == KIND_KEY && tars_opt->secretmem && map_secret(data, dlen) == 0;
+	if (secret) {
+		flags |= R_SECRETMEM;
+	} else if (tars_os_protect(data, dlen, PROT_READ | PROT_WRITE) != 0) {
+		tars_os_unmap(func, map, dlen + 2 * ps);
+		errno = ENOMEM;
+		return NULL;
+	}
+	uint16_t pf;
+	if (tars_apply_policy(p, data, dlen, &pf, secret) != 0) {
+		tars_os_unmap(func, map, dlen + 2 * ps);
+		errno = ENOMEM;
+		return NULL;
+	}
+	flags |= pf;
+	uint8_t *ptr = data + dlen - rsize;
+	if (!zero && tars_opt->junk) {
+		memset(ptr, TARS_ALLOC_JUNK, size);
+	}
+	if (tars_opt->canary) {
+		canary_fill(data, ptr);
+		canary_fill(ptr + size, data + dlen);
+		flags |= R_CANARY;
+	}
+	flags |= (uint16_t)((PROT_READ | PROT_WRITE) << R_PROT_SHIFT);
+	struct region r = {.page = (uintptr_t)ptr & ~tars_g.page_mask, .ptr = ptr,
+	    .size = size, .npages = (uint32_t)npages, .kind = (uint16_t)kind,
+	    .flags = flags};
+	if (tars_region_insert(&p->regions, &r) != 0) {
+		tars_fatal(func, "region table reserve failed");
+	}
+	if (kind == KIND_KEY) {
+		p->key_count++;
+		p->key_pages += npages;
+		if (secret) {
+			p->secretmem_pages += npages;
+		}
+	} else {
+		p->large_count++;
+		p->large_pages += npages;
+	}
+	p->guard_pages += 2;
+	p->mallocs++;
+	p->live_count++;
+	p->live_requested += size;
+	p->live_reserved += dlen;
+	errno = saved;
+	return ptr;
+}
+
+void
+tars_large_free(struct tars_pool *p, struct region *r, void *ptr, size_t expect_size,
+    const char *func)
+{
+	size_t ps = tars_g.page_size;
+	if (ptr != r->ptr) {
+		tars_fatal(func, "bogus pointer %p (inside the %s block %p)", ptr,
+		    r->kind == KIND_KEY ? "key" : "large", r->ptr);
+	}
+	if (expect_size != (size_t)-1 && expect_size != r->size) {
+		tars_fatal(func, "size %zu does not match the allocated size %zu of %p",
+		    expect_size, r->size, ptr);
+	}
+	uint8_t *data = data_start(r);
+	size_t dlen = (size_t)r->npages * ps;
+	uint16_t flags = r->flags;
+	int prot = flags >> R_PROT_SHIFT;
+	int readable = !(flags & R_GONE);
+	if (readable && prot != (PROT_READ | PROT_WRITE)) {
+		readable = tars_os_protect(data, dlen, PROT_READ | PROT_WRITE) == 0;
+	}
+	if (readable) {
+		if (flags & R_CANARY) {
+			uint8_t *bad = canary_check(data, r->ptr);
+			if (bad != NULL) {
+				tars_fatal(func, "canary corrupted %zu bytes before block %p "
+				    "(underflow)", (size_t)((uint8_t *)ptr - bad), ptr);
+			}
+			bad = canary_check((uint8_t *)ptr + r->size, data + dlen);
+			if (bad != NULL) {
+				tars_fatal(func, "canary corrupted %zu bytes past the %zu "
+				    "of block %p (overflow)",
+				    (size_t)(bad - ((uint8_t *)ptr + r->size)), r->size, ptr);
+			}
+		}
+		tars_wipe(ptr, 0, r->size);
+	}
+	if (r->kind == KIND_KEY) {
+		p->key_count--;
+		p->key_pages -= r->npages;
+		if (flags & R_SECRETMEM) {
+			p->secretmem_pages -= r->npages;
+		}
+	} else {
+		p->large_count--;
+		p->large_pages -= r->npages;
+	}
+	p->guard_pages -= 2;
+	p->frees++;
+	p->live_count--;
+	p->live_requested -= r->size;
+	p->live_reserved -= dlen;
+	tars_unlock_stats(p, dlen, flags);
+	tars_region_delete(&p->regions, r);
+	tars_os_unmap(func, data - ps, dlen + 2 * ps);
+}
+
+int
+tars_key_protect(void *ptr, int prot, const char *func)
+{
+	struct tars_pool *first = tars_pool_enter(func), *p;
+	struct region *r = tars_find_region(ptr, &p, first, func);
+	if (r == NULL) {
+		tars_fatal(func, "bogus pointer %p (not a tars allocation)", ptr);
+	}
+	if (r->kind != KIND_KEY) {
+		tars_fatal(func, "%p is not a key allocation (use tars_malloc_key)", ptr);
+	}
+	if (r->ptr != ptr) {
+		tars_fatal(func, "bogus pointer %p (inside the key %p)", ptr, r->ptr);
+	}
+	if (r->flags & R_GONE) {
+		tars_pool_unlock(p);
+		errno = EFAULT;
+		return -1;
+	}
+	int rc = 0;
+	if ((r->flags >> R_PROT_SHIFT) != prot) {
+		rc = tars_os_protect(data_start(r), (size_t)r->npages * tars_g.page_size, prot);
+		if (rc == 0) {
+			r->flags = (uint16_t)((r->flags & ((1u << R_PROT_SHIFT) - 1)) |
+			    (unsigned)prot << R_PROT_SHIFT);
+		}
+	}
+	tars_pool_unlock(p);
+	return rc;
+}
+
+void
+tars_large_after_fork(struct region *r)
+{
+	if (r->flags & (R_DONTFORK | R_SECRETMEM)) {
+		r->flags |= R_GONE;
+	} else if (r->flags & R_WIPEFORK) {
+		r->flags &= (uint16_t)~R_CANARY;
+	}
+}

@@ -1,0 +1,270 @@
+/*
+ * pool.c - initialisation, pools, locking, fork handling.
+ *
+ * Each pool is a struct placed at a random offset in a page of its own,
+ * between two PROT_NONE guard pages, with a canary at each end
+ * (canary1 = secret ^ address, canary2 = ~canary1) that every entry checks:
+ * a linear overwrite of the pool, or a forged pool, is caught at the next
+ * call.  Threads are spread round-robin over the pools; a block can be freed
+ * from any thread (the owning pool is looked up), and pools outlive threads.
+ *
+ * Locks are test-and-set spinlocks that yield after a short spin: the
+ * critical sections are a few dozen instructions on the hot path, where a
+ * pthread mutex would cost as much as the whole allocation.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "tars_internal.h"
+
+struct tars_global tars_g;
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Thread_local unsigned tls_pool;   /* pool index + 1; 0 = unassigned */
+
+_Static_assert(sizeof(struct tars_pool) <= 2048, "pool must fit half a page");
+
+void
+tars_pool_lock(struct tars_pool *p)
+{
+	if (likely(!atomic_exchange_explicit(&p->lock, 1, memory_order_acquire))) {
+		return;
+	}
+	for (unsigned spins = 0;;) {
+		while (atomic_load_explicit(&p->lock, memory_order_relaxed)) {
+			if (++spins < 100) {
+				__builtin_ia32_pause();
+			} else {
+				sched_yield();
+			}
+		}
+		if (!atomic_exchange_explicit(&p->lock, 1, memory_order_acquire)) {
+			return;
+		}
+	}
+}
+
+void
+tars_pool_check(const struct tars_pool *p, const char *func)
+{
+	if (unlikely(p->canary1 != (tars_g.secret ^ (uintptr_t)p) ||
+	    p->canary2 != ~p->canary1)) {
+		tars_fatal(func, "pool canary corrupted (pool %u at %p)", p->index,
+		    (const void *)p);
+	}
+}
+
+/* init_lock held. */
+static void
+init_basic_locked(void)
+{
+	if (tars_g.page_size != 0) {
+		return;
+	}
+	long ps = sysconf(_SC_PAGESIZE);
+	if (ps < 4096 || (ps & (ps - 1)) != 0) {
+		tars_fatal("tars_init", "unsupported page size %ld", ps);
+	}
+	tars_g.page_mask = (uintptr_t)ps - 1;
+	tars_g.page_shift = (unsigned)__builtin_ctzl((unsigned long)ps);
+	tars_g.chunk_max = (size_t)ps / 2 < TARS_CHUNK_MAX ? (size_t)ps / 2 : TARS_CHUNK_MAX;
+	size_t slots = (size_t)ps / TARS_ALIGN;
+	tars_g.map_words = (slots + 63) / 64;
+	size_t info = sizeof(struct chunk_info) + tars_g.map_words * 8 + slots * 2;
+	tars_g.info_size = (info + 15) & ~(size_t)15;
+	uint64_t rnd[2];
+	if (tars_os_random(rnd, sizeof(rnd)) != 0) {
+		tars_fatal("tars_init", "getrandom failed");
+	}
+	tars_g.secret = rnd[0];
+	memcpy(tars_g.canary_bytes, &rnd[1], 8);
+	for (int i = 0; i < 8; i++) {
+		/* Never 0: a string terminator must not match the canary. */
+		if (tars_g.canary_bytes[i] == 0) {
+			tars_g.canary_bytes[i] = 0xa5;
+		}
+	}
+	tars_g.page_size = (size_t)ps;
+	tars_options_init();
+}
+
+void
+tars_init_basic(void)
+{
+	if (tars_g.page_size != 0) {
+		return;
+	}
+	pthread_mutex_lock(&init_lock);
+	init_basic_locked();
+	pthread_mutex_unlock(&init_lock);
+}
+
+static struct tars_pool *
+pool_create(unsigned index)
+{
+	size_t ps = tars_g.page_size;
+	uint8_t *map = tars_os_map(NULL, 3 * ps, PROT_NONE, MAP_PRIVATE, -1);
+	if (map == NULL || tars_os_protect(map + ps, ps, PROT_READ | PROT_WRITE) != 0) {
+		tars_fatal("tars_init", "cannot map pool %u", index);
+	}
+	uint32_t r;
+	if (tars_os_random(&r, sizeof(r)) != 0) {
+		tars_fatal("tars_init", "getrandom failed");
+	}
+	size_t room = (ps - sizeof(struct tars_pool)) / 64;
+	struct tars_pool *p = (struct tars_pool *)(void *)(map + ps + (r % (room + 1)) * 64);
+	memset(p, 0, sizeof(*p));
+	p->index = index;
+	p->mapping = map;
+	tars_rand_seed(&p->rnd);
+	if (tars_region_init(&p->regions, 512) != 0) {
+		tars_fatal("tars_init", "cannot map the region table of pool %u", index);
+	}
+	size_t cache_bytes = TARS_CACHE_MAX * sizeof(uintptr_t);
+	p->cache = tars_os_map(NULL, cache_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE, -1);
+	if (p->cache == NULL) {
+		tars_fatal("tars_init", "cannot map the page cache of pool %u", index);
+	}
+	atomic_fetch_add(&tars_meta_pages, 1 + cache_bytes / ps);
+	p->guard_pages = 2;
+	p->canary1 = tars_g.secret ^ (uintptr_t)p;
+	p->canary2 = ~p->canary1;
+	return p;
+}
+
+static void
+fork_prepare(void)
+{
+	pthread_mutex_lock(&init_lock);
+	for (unsigned i = 0; i < tars_g.npools; i++) {
+		tars_pool_lock(tars_g.pools[i]);
+	}
+}
+
+static void
+fork_parent(void)
+{
+	for (unsigned i = tars_g.npools; i-- > 0;) {
+		tars_pool_unlock(tars_g.pools[i]);
+	}
+	pthread_mutex_unlock(&init_lock);
+}
+
+/* In the child, pages mapped MADV_WIPEONFORK read as zeros and pages mapped
+ * MADV_DONTFORK are gone: fix the bookkeeping so that freeing inherited
+ * blocks neither trips a canary nor touches a missing page. */
+static void
+fork_child(void)
+{
+	for (unsigned i = 0; i < tars_g.npools; i++) {
+		struct tars_pool *p = tars_g.pools[i];
+		p->rnd.need_reseed = 1;
+		p->rnd.avail = 0;
+		if (p->run_flags & R_DONTFORK) {
+			p->run_left = 0;
+		}
+		size_t kept = 0;
+		for (size_t c = 0; c < p->ncached; c++) {
+			if (!(p->cache[c] & CI_DONTFORK)) {
+				p->cache[kept++] = p->cache[c];
+			}
+		}
+		p->ncached = kept;
+		for (size_t s = 0; s < p->regions.cap; s++) {
+			struct region *r = &p->regions.slots[s];
+			if (r->page == 0) {
+				continue;
+			}
+			if (r->kind == KIND_CHUNK) {
+				tars_chunk_after_fork(p, r);
+			} else {
+				tars_large_after_fork(r);
+			}
+		}
+	}
+	for (unsigned i = tars_g.npools; i-- > 0;) {
+		tars_pool_unlock(tars_g.pools[i]);
+	}
+	pthread_mutex_unlock(&init_lock);
+}
+
+void
+tars_init_slow(void)
+{
+	pthread_mutex_lock(&init_lock);
+	if (atomic_load(&tars_g.ready)) {
+		pthread_mutex_unlock(&init_lock);
+		return;
+	}
+	init_basic_locked();
+	unsigned n = (unsigned)tars_opt->pools;
+	for (unsigned i = 0; i < n; i++) {
+		tars_g.pools[i] = pool_create(i);
+	}
+	tars_g.npools = n;
+	if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0) {
+		tars_fatal("tars_init", "pthread_atfork failed");
+	}
+	if (tars_opt->stats) {
+		atexit(tars_stats_atexit);
+	}
+	tars_options_seal();
+	atomic_store_explicit(&tars_g.ready, 1, memory_order_release);
+	pthread_mutex_unlock(&init_lock);
+}
+
+struct tars_pool *
+tars_pool_enter(const char *func)
+{
+	tars_init();
+	unsigned idx = tls_pool;
+	if (unlikely(idx == 0)) {
+		idx = atomic_fetch_add(&tars_g.next_pool, 1) % tars_g.npools + 1;
+		tls_pool = idx;
+	}
+	struct tars_pool *p = tars_g.pools[idx - 1];
+	tars_pool_lock(p);
+	tars_pool_check(p, func);
+	return p;
+}
+
+struct region *
+tars_find_region(const void *ptr, struct tars_pool **poolp, struct tars_pool *first,
+    const char *func)
+{
+	uintptr_t page = (uintptr_t)ptr & ~tars_g.page_mask;
+	if (first != NULL) {
+		struct region *r = tars_region_find(&first->regions, page);
+		if (r != NULL) {
+			*poolp = first;
+			return r;
+		}
+		tars_pool_unlock(first);
+	}
+	for (unsigned i = 0; i < tars_g.npools; i++) {
+		struct tars_pool *p = tars_g.pools[i];
+		if (p == first) {
+			continue;
+		}
+		tars_pool_lock(p);
+		tars_pool_check(p, func);
+		struct region *r = tars_region_find(&p->regions, page);
+		if (r != NULL) {
+			*poolp = p;
+			return r;
+		}
+		tars_pool_unlock(p);
+	}
+	return NULL;
+}
+
+uint64_t *
+tars_test_pool_canary(void)
+{
+	tars_init();
+	return &tars_g.pools[0]->canary1;
+}

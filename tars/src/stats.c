@@ -1,0 +1,87 @@
+/*
+ * stats.c - counters for the research suite, summed over pools.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tars_internal.h"
+
+void
+tars_stats_get(struct tars_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+	tars_init_basic();
+	s->page_size = tars_g.page_size;
+	for (unsigned c = 0; c < TARS_NCLASSES; c++) {
+		s->class_size[c] = tars_class_size[c];
+	}
+	if (atomic_load(&tars_g.ready)) {
+		s->pools = tars_g.npools;
+		for (unsigned i = 0; i < tars_g.npools; i++) {
+			struct tars_pool *p = tars_g.pools[i];
+			tars_pool_lock(p);
+			tars_pool_check(p, "tars_stats_get");
+			s->chunk_pages += p->chunk_pages;
+			s->zero_pages += p->zero_pages;
+			s->cached_pages += p->ncached;
+			s->reserve_pages += p->run_left;
+			s->large_count += p->large_count;
+			s->large_pages += p->large_pages;
+			s->key_count += p->key_count;
+			s->key_pages += p->key_pages;
+			s->secretmem_pages += p->secretmem_pages;
+			s->guard_pages += p->guard_pages;
+			s->locked_bytes += p->locked_bytes;
+			s->unlocked_bytes += p->unlocked_bytes;
+			s->live_count += p->live_count;
+			s->live_requested += p->live_requested;
+			s->live_reserved += p->live_reserved;
+			s->mallocs += p->mallocs;
+			s->frees += p->frees;
+			s->cache_hits += p->cache_hits;
+			s->cache_misses += p->cache_misses;
+			for (unsigned c = 0; c < TARS_NCLASSES; c++) {
+				s->class_mallocs[c] += p->class_mallocs[c];
+			}
+			tars_pool_unlock(p);
+		}
+	}
+	s->meta_pages = (size_t)atomic_load(&tars_meta_pages);
+	s->protect_changes = atomic_load(&tars_mprotects);
+	s->syscalls = atomic_load(&tars_syscalls);
+	s->mmaps = atomic_load(&tars_mmaps);
+	s->munmaps = atomic_load(&tars_munmaps);
+}
+
+void
+tars_stats_print(FILE *out)
+{
+	struct tars_stats s;
+	tars_stats_get(&s);
+	fprintf(out, "tars stats\n");
+#define Z(f) fprintf(out, "  %-16s %zu\n", #f, s.f)
+#define U(f) fprintf(out, "  %-16s %" PRIu64 "\n", #f, s.f)
+	Z(page_size); Z(pools); Z(chunk_pages); Z(zero_pages); Z(cached_pages);
+	Z(reserve_pages); Z(large_count); Z(large_pages); Z(key_count);
+	Z(key_pages); Z(secretmem_pages); Z(guard_pages); Z(meta_pages);
+	Z(locked_bytes); Z(unlocked_bytes); Z(live_count); Z(live_requested);
+	Z(live_reserved);
+	U(mallocs); U(frees); U(cache_hits); U(cache_misses);
+	U(protect_changes); U(syscalls); U(mmaps); U(munmaps);
+#undef Z
+#undef U
+	fprintf(out, "  class  slot  mallocs\n");
+	for (unsigned c = 0; c < TARS_NCLASSES; c++) {
+		if (s.class_mallocs[c] != 0) {
+			fprintf(out, "  %5u %5zu  %" PRIu64 "\n", c, s.class_size[c],
+			    s.class_mallocs[c]);
+		}
+	}
+}
+
+void
+tars_stats_atexit(void)
+{
+	tars_stats_print(stderr);
+}

@@ -1,0 +1,298 @@
+/*
+ * tars_internal.h - declarations shared by the library's source files.
+ * Nothing here is exported: the library is built with -fvisibility=hidden
+ * and only the functions marked TARS_API in tars.h are visible.
+ */
+#ifndef TARS_INTERNAL_H
+#define TARS_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#include "tars.h"
+
+#define TARS_NORETURN __attribute__((noreturn))
+#define TARS_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define TARS_ALIGN 16            /* minimum alignment of every block */
+#define TARS_CHUNK_MAX 2048      /* largest chunk class (<= page/2) */
+#define TARS_ALLOC_JUNK 0xd0     /* fill of fresh allocations */
+#define TARS_FREE_JUNK 0xdf      /* fill of freed chunk slots */
+#define TARS_MAX_POOLS 64
+#define TARS_CACHE_MAX 4096      /* upper bound of option `cache` */
+#define TARS_NLISTS 4            /* random lists of free-slot pages per class */
+#define TARS_RUN_PAGES 16        /* chunk pages mapped per mmap */
+
+/* ------------------------------------------------------------------ */
+/* os.c: system call wrappers (counted), fatal errors and warnings     */
+
+TARS_NORETURN TARS_PRINTF(2, 3)
+void tars_fatal(const char *func, const char *fmt, ...);
+TARS_PRINTF(1, 2) void tars_warn(const char *fmt, ...);
+/* Warn once per `flag` (an atomic_int set on the first call). */
+TARS_PRINTF(2, 3) void tars_warn_once(atomic_int *flag, const char *fmt, ...);
+
+extern atomic_uint_fast64_t tars_syscalls, tars_mmaps, tars_munmaps, tars_mprotects;
+
+/* NULL with errno on failure. */
+void *tars_os_map(void *hint, size_t len, int prot, int flags, int fd);
+/* Aborts on failure: unmapping our own mapping cannot legitimately fail. */
+void tars_os_unmap(const char *func, void *addr, size_t len);
+/* 0, or -1 with errno (ENOMEM when the VMA limit is reached). */
+int tars_os_protect(void *addr, size_t len, int prot);
+int tars_os_advise(void *addr, size_t len, int advice);
+int tars_os_lock(void *addr, size_t len);
+/* getrandom(2) until full; 0 or -1 with errno. */
+int tars_os_random(void *buf, size_t len);
+/* memfd_secret(2); fd or -1 with errno. */
+int tars_os_memfd_secret(void);
+
+/* ------------------------------------------------------------------ */
+/* random.c: ChaCha20 keystream per pool, seeded from getrandom         */
+
+struct tars_rand {
+	uint32_t key[8];
+	uint64_t counter;
+	uint8_t buf[64];
+	unsigned avail;
+	int need_reseed;
+};
+
+void tars_rand_seed(struct tars_rand *r);
+void tars_rand_refill(struct tars_rand *r);
+
+static inline uint8_t
+tars_rand_u8(struct tars_rand *r)
+{
+	if (unlikely(r->avail == 0)) {
+		tars_rand_refill(r);
+	}
+	return r->buf[--r->avail];
+}
+
+static inline uint32_t
+tars_rand_u16(struct tars_rand *r)
+{
+	return ((uint32_t)tars_rand_u8(r) << 8) | tars_rand_u8(r);
+}
+
+/* ------------------------------------------------------------------ */
+/* options.c                                                            */
+
+struct tars_options {
+	long junk, canary, cache, classes, random, mlock, dump, fork;
+	long pools, secretmem, stats;
+};
+
+/* Read-only after initialisation (the page is mprotect'ed). */
+extern const struct tars_options *tars_opt;
+
+void tars_options_init(void);      /* parse TARS_OPTIONS once */
+void tars_options_seal(void);      /* make the options page read-only */
+
+/* ------------------------------------------------------------------ */
+/* Size classes (chunk.c)                                               */
+
+extern const uint16_t tars_class_size[TARS_NCLASSES];
+/* Class index of a request 1..TARS_CHUNK_MAX under scheme `classes`. */
+unsigned tars_size_class(size_t size, long scheme);
+
+/* ------------------------------------------------------------------ */
+/* Region table (region.c): open addressing keyed by page address      */
+
+enum { KIND_CHUNK = 1, KIND_LARGE = 2, KIND_KEY = 3 };
+
+/* region flags */
+#define R_LOCKED     0x01   /* data pages mlock'ed */
+#define R_CANARY     0x02   /* large: slack before/after the data is canaried */
+#define R_SECRETMEM  0x04   /* key: data pages from memfd_secret */
+#define R_GONE       0x08   /* data pages not inherited by this (child) process */
+#define R_WIPEFORK   0x10   /* data pages MADV_WIPEONFORK */
+#define R_DONTFORK   0x20   /* data pages MADV_DONTFORK */
+#define R_UNLOCKED   0x40   /* mlock=1 failed to lock the data pages */
+#define R_PROT_SHIFT 8      /* key: current protection (PROT_*) << 8 */
+
+struct chunk_info;
+
+struct region {
+	uintptr_t page;          /* key: first page of the block; 0 = empty */
+	void *ptr;               /* chunk: struct chunk_info *; else user pointer */
+	size_t size;             /* large/key: requested size */
+	uint32_t npages;         /* large/key: data pages */
+	uint16_t kind;
+	uint16_t flags;
+};
+
+struct region_table {
+	struct region *slots;
+	size_t cap;              /* power of two */
+	size_t count;
+	unsigned shift;          /* 64 - log2(cap) */
+};
+
+int tars_region_init(struct region_table *t, size_t cap);
+/* Inserts (page must not be present); 0, or -1 with errno ENOMEM. */
+int tars_region_insert(struct region_table *t, const struct region *r);
+struct region *tars_region_find(struct region_table *t, uintptr_t page);
+void tars_region_delete(struct region_table *t, struct region *r);
+extern atomic_uint_fast64_t tars_meta_pages;   /* all pools, all metadata */
+/* Make room for one more entry before taking resources: 0 or -1/ENOMEM. */
+int tars_region_reserve(struct region_table *t);
+
+/* ------------------------------------------------------------------ */
+/* Pools (pool.c)                                                       */
+
+struct chunk_info {
+	struct chunk_info *next;     /* in a class list, or the free list */
+	struct chunk_info **pprev;   /* NULL when in no class list */
+	uint8_t *page;
+	uint16_t size;               /* slot size */
+	uint16_t total;              /* slots in the page */
+	uint16_t nfree;
+	uint8_t cls;
+	uint8_t flags;               /* CI_* */
+	uint64_t map[];              /* free bitmap (1 = free), then uint16 req[] */
+};
+/* chunk_info flags share their values with the region flags R_* where they
+ * mean the same thing, so page-policy flags carry over unchanged. */
+#define CI_LOCKED   R_LOCKED    /* page mlock'ed */
+#define CI_JUNKED   0x02        /* every free slot holds TARS_FREE_JUNK */
+#define CI_NOACCESS 0x04        /* PROT_NONE page of size-0 slots */
+#define CI_GONE     R_GONE      /* not inherited by this (child) process */
+#define CI_WIPEFORK R_WIPEFORK
+#define CI_DONTFORK R_DONTFORK
+#define CI_UNLOCKED R_UNLOCKED  /* mlock=1 could not lock it */
+#define CI_POLICY   (CI_LOCKED | CI_UNLOCKED | CI_WIPEFORK | CI_DONTFORK)
+#define REQ_CANARY  0x8000 /* in req[]: the slack of this slot is canaried */
+
+struct tars_pool {
+	uint64_t canary1;            /* tars_secret ^ (uintptr_t)pool */
+	atomic_int lock;
+	unsigned index;
+	uint8_t *mapping;            /* guard | pool page | guard */
+	struct tars_rand rnd;
+	struct chunk_info *lists[TARS_NCLASSES][TARS_NLISTS];
+	size_t listed[TARS_NCLASSES];      /* pages in the class lists */
+	struct region_table regions;
+	uintptr_t *cache;                  /* empty pages; low bits CI_LOCKED etc */
+	size_t ncached;
+	uint8_t *run_next;                 /* reserve of mapped chunk pages */
+	size_t run_left;
+	uint16_t run_flags;                /* R_LOCKED, R_WIPEFORK, R_DONTFORK */
+	struct chunk_info *info_free;      /* free chunk_info records */
+	/* statistics, under the lock */
+	size_t chunk_pages, zero_pages, large_count, large_pages, key_count;
+	size_t key_pages, secretmem_pages, guard_pages, meta_pages;
+	size_t locked_bytes, unlocked_bytes, live_count, live_requested;
+	size_t live_reserved;
+	uint64_t mallocs, frees, cache_hits, cache_misses;
+	uint64_t class_mallocs[TARS_NCLASSES];
+	uint64_t canary2;            /* ~canary1 */
+};
+
+struct tars_global {
+	size_t page_size;
+	uintptr_t page_mask;         /* page_size - 1 */
+	unsigned page_shift;
+	size_t chunk_max;            /* min(page/2, TARS_CHUNK_MAX) */
+	size_t info_size;            /* bytes of one chunk_info record */
+	size_t map_words;            /* bitmap words per chunk_info */
+	uint64_t secret;             /* pool canary secret */
+	uint8_t canary_bytes[8];     /* chunk slack pattern, no zero byte */
+	unsigned npools;
+	struct tars_pool *pools[TARS_MAX_POOLS];
+	atomic_uint next_pool;
+	atomic_int ready;
+};
+
+extern struct tars_global tars_g;
+
+/* Page size and options (no pools): enough for tars_option_get/set. */
+void tars_init_basic(void);
+void tars_init_slow(void);
+static inline void
+tars_init(void)
+{
+	if (unlikely(!atomic_load_explicit(&tars_g.ready, memory_order_acquire))) {
+		tars_init_slow();
+	}
+}
+
+void tars_pool_lock(struct tars_pool *p);
+static inline void
+tars_pool_unlock(struct tars_pool *p)
+{
+	atomic_store_explicit(&p->lock, 0, memory_order_release);
+}
+
+/* The calling thread's pool, locked and checked. */
+struct tars_pool *tars_pool_enter(const char *func);
+/* Checks the pool canaries; aborts naming func. */
+void tars_pool_check(const struct tars_pool *p, const char *func);
+
+/* Finds the region holding ptr's page in some pool and returns it with
+ * that pool locked (*poolp), or NULL with no lock held. `first` is tried
+ * first (it may be NULL). */
+struct region *tars_find_region(const void *ptr, struct tars_pool **poolp,
+    struct tars_pool *first, const char *func);
+
+static inline uint16_t *
+tars_ci_req(struct chunk_info *ci)
+{
+	return (uint16_t *)(ci->map + tars_g.map_words);
+}
+
+/* Test hook: the address of pool 0's first canary (NULL before init). */
+uint64_t *tars_test_pool_canary(void);
+
+/* ------------------------------------------------------------------ */
+/* chunk.c                                                              */
+
+void *tars_chunk_alloc(struct tars_pool *p, size_t size, unsigned cls, int zero,
+    const char *func);
+/* ci's pool locked; validates ptr, checks the canary, wipes, frees. */
+void tars_chunk_free(struct tars_pool *p, struct region *r, void *ptr,
+    size_t expect_size, const char *func);
+size_t tars_chunk_usable(struct region *r, const void *ptr, const char *func);
+size_t tars_chunk_requested(struct region *r, const void *ptr, const char *func);
+/* Fork child: fix up chunk pages after wipe-on-fork / dont-fork. */
+void tars_chunk_after_fork(struct tars_pool *p, struct region *r);
+
+/* ------------------------------------------------------------------ */
+/* large.c: large and key allocations                                   */
+
+void *tars_large_alloc(struct tars_pool *p, size_t size, size_t align,
+    int kind, int zero, const char *func);
+void tars_large_free(struct tars_pool *p, struct region *r, void *ptr,
+    size_t expect_size, const char *func);
+int tars_key_protect(void *ptr, int prot, const char *func);
+/* Release or re-flag data pages in a fork child. */
+void tars_large_after_fork(struct region *r);
+
+/* Shared mapping policy: madvise + mlock of fresh data pages.  Sets
+ * *flags (R_LOCKED, R_WIPEFORK, R_DONTFORK).  0, or -1 with ENOMEM (strict
+ * mlock failure). `p` is locked; its lock stats are updated. */
+int tars_apply_policy(struct tars_pool *p, void *addr, size_t len,
+    uint16_t *flags, int secretmem);
+void tars_unlock_stats(struct tars_pool *p, size_t len, uint16_t flags);
+
+/* ------------------------------------------------------------------ */
+/* stats.c                                                              */
+
+void tars_stats_atexit(void);
+
+/* ------------------------------------------------------------------ */
+/* util                                                                 */
+
+/* memset that the compiler may not drop (wiping secrets). */
+static inline void
+tars_wipe(void *p, int c, size_t n)
+{
+	__builtin_memset(p, c, n);
+	__asm__ volatile("" : : "r"(p) : "memory");
+}
+
+#endif /* TARS_INTERNAL_H */
