@@ -20,7 +20,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "tars_internal.h"
+#include "chunk.h"
 
 const uint16_t tars_class_size[TARS_NCLASSES] = {
 	0, 16, 32, 48, 64,
@@ -31,9 +31,10 @@ const uint16_t tars_class_size[TARS_NCLASSES] = {
 	1280, 1536, 1792, 2048,
 };
 
+
 /* ceil(2^32 / size): (offset * magic) >> 32 == offset / size exactly for
  * offsets below 2^20 and sizes below 2^11 (the error stays under 1/size). */
-static const uint32_t class_magic[TARS_NCLASSES] = {
+const uint32_t tars_class_magic[TARS_NCLASSES] = {
 #define M(s) (uint32_t)((((uint64_t)1 << 32) + (s) - 1) / (s))
 	M(16), M(16), M(32), M(48), M(64),
 	M(80), M(96), M(112), M(128),
@@ -43,24 +44,6 @@ static const uint32_t class_magic[TARS_NCLASSES] = {
 	M(1280), M(1536), M(1792), M(2048),
 #undef M
 };
-
-unsigned
-tars_size_class(size_t size, long scheme)
-{
-	if (size <= 16) {
-		return 1;
-	}
-	unsigned k = 63 - (unsigned)__builtin_clzll((unsigned long long)(size - 1));
-	if (scheme == 0) {
-		/* next power of two, 2^(k+1): 32 -> 2, 64 -> 4, then every 4th */
-		return k + 1 == 5 ? 2 : 4 + (k + 1 - 6) * 4;
-	}
-	if (size <= 64) {
-		return (unsigned)((size + 15) >> 4);
-	}
-	/* 2^k < size <= 2^(k+1): quarter steps of 2^(k-2) */
-	return 5 + (k - 6) * 4 + (unsigned)((size - 1 - ((size_t)1 << k)) >> (k - 2));
-}
 
 /* ---- metadata records ---------------------------------------------- */
 
@@ -95,8 +78,8 @@ info_put(struct tars_pool *p, struct chunk_info *ci)
 
 /* ---- class lists ---------------------------------------------------- */
 
-static void
-list_insert(struct tars_pool *p, struct chunk_info *ci)
+void
+tars_chunk_list_insert(struct tars_pool *p, struct chunk_info *ci)
 {
 	unsigned l = tars_opt->random ? (tars_rand_u8(&p->rnd) & (TARS_NLISTS - 1)) : 0;
 	struct chunk_info **head = &p->lists[ci->cls][l];
@@ -109,8 +92,8 @@ list_insert(struct tars_pool *p, struct chunk_info *ci)
 	p->listed[ci->cls]++;
 }
 
-static void
-list_remove(struct tars_pool *p, struct chunk_info *ci)
+void
+tars_chunk_list_remove(struct tars_pool *p, struct chunk_info *ci)
 {
 	*ci->pprev = ci->next;
 	if (ci->next != NULL) {
@@ -119,57 +102,6 @@ list_remove(struct tars_pool *p, struct chunk_info *ci)
 	ci->pprev = NULL;
 	ci->next = NULL;
 	p->listed[ci->cls]--;
-}
-
-static inline struct chunk_info *
-pick_page(struct tars_pool *p, unsigned cls)
-{
-	struct chunk_info **lists = p->lists[cls];
-	if (p->listed[cls] <= 1 || !tars_opt->random) {
-		for (unsigned i = 0; i < TARS_NLISTS; i++) {
-			if (lists[i] != NULL) {
-				return lists[i];
-			}
-		}
-		return NULL;
-	}
-	unsigned start = tars_rand_u8(&p->rnd);
-	for (unsigned i = 0; i < TARS_NLISTS; i++) {
-		struct chunk_info *ci = lists[(start + i) & (TARS_NLISTS - 1)];
-		if (ci != NULL) {
-			return ci;
-		}
-	}
-	return NULL;
-}
-
-static inline unsigned
-pick_slot(struct tars_pool *p, struct chunk_info *ci)
-{
-	unsigned total = ci->total;
-	unsigned start = 0;
-	if (tars_opt->random) {
-		start = total <= 256 ? (tars_rand_u8(&p->rnd) * total) >> 8
-		                     : (tars_rand_u16(&p->rnd) * total) >> 16;
-	}
-	unsigned words = (total + 63) >> 6;
-	unsigned w = start >> 6;
-	uint64_t m = ci->map[w] & (~0ull << (start & 63));
-	if (m != 0) {
-		return (w << 6) + (unsigned)__builtin_ctzll(m);
-	}
-	for (unsigned i = 1; i <= words; i++) {
-		unsigned ww = w + i >= words ? w + i - words : w + i;
-		m = ci->map[ww];
-		if (ww == w) {
-			m &= ~(~0ull << (start & 63));
-		}
-		if (m != 0) {
-			return (ww << 6) + (unsigned)__builtin_ctzll(m);
-		}
-	}
-	tars_fatal("tars_malloc", "chunk metadata corrupted (page %p has no free slot)",
-	    (void *)ci->page);
 }
 
 /* ---- pages ---------------------------------------------------------- */
@@ -181,8 +113,8 @@ unmap_page(struct tars_pool *p, uint8_t *page, unsigned flags)
 	tars_unlock_stats(p, tars_g.page_size, (uint16_t)flags);
 }
 
-static struct chunk_info *
-new_page(struct tars_pool *p, unsigned cls)
+struct chunk_info *
+tars_chunk_new_page(struct tars_pool *p, unsigned cls)
 {
 	size_t ps = tars_g.page_size;
 	int saved = errno;
@@ -271,19 +203,20 @@ new_page(struct tars_pool *p, unsigned cls)
 	if (tars_region_insert(&p->regions, &r) != 0) {
 		tars_fatal("tars_malloc", "region table reserve failed");
 	}
-	list_insert(p, ci);
+	tars_chunk_list_insert(p, ci);
 	errno = saved;
 	return ci;
 }
 
 /* All slots free: give the page back (cache or kernel) and forget it. */
-static void
-release_page(struct tars_pool *p, struct region *r, struct chunk_info *ci)
+void
+tars_chunk_release(struct tars_pool *p, struct region *r, struct chunk_info *ci)
 {
+
 	uint8_t *page = ci->page;
 	unsigned flags = ci->flags;
 	if (ci->pprev != NULL) {
-		list_remove(p, ci);
+		tars_chunk_list_remove(p, ci);
 	}
 	tars_region_delete(&p->regions, r);
 	if (flags & CI_NOACCESS) {
@@ -306,154 +239,76 @@ release_page(struct tars_pool *p, struct region *r, struct chunk_info *ci)
 
 /* ---- canaries and junk ---------------------------------------------- */
 
-static inline void
-canary_fill(uint8_t *slot, size_t from, size_t to)
+/* ---- allocation ----------------------------------------------------- */
+
+/* ---- failures and slow checks --------------------------------------- */
+
+void
+tars_chunk_canary_fill(uint8_t *slot, size_t from, size_t to)
 {
 	for (size_t i = from; i < to; i++) {
 		slot[i] = tars_g.canary_bytes[i & 7];
 	}
 }
 
-static inline size_t
-canary_check(const uint8_t *slot, size_t from, size_t to)
+void
+tars_chunk_canary_check(const uint8_t *slot, size_t from, size_t to, const char *func)
 {
 	for (size_t i = from; i < to; i++) {
-		if (slot[i] != tars_g.canary_bytes[i & 7]) {
-			return i;
+		if (unlikely(slot[i] != tars_g.canary_bytes[i & 7])) {
+			tars_fatal(func, "chunk canary corrupted: %p, byte %zu past the %zu "
+			    "requested (overflow)", (const void *)slot, i - from, from);
 		}
 	}
-	return (size_t)-1;
 }
 
-/* ---- allocation ----------------------------------------------------- */
-
-void *
-tars_chunk_alloc(struct tars_pool *p, size_t size, unsigned cls, int zero,
-    const char *func)
+void
+tars_chunk_junk_check(const uint8_t *slot, unsigned ssize, const char *func)
 {
-	struct chunk_info *ci = pick_page(p, cls);
-	if (ci == NULL) {
-		ci = new_page(p, cls);
-		if (ci == NULL) {
-			return NULL;
+	for (unsigned i = 0; i < ssize; i++) {
+		if (slot[i] != TARS_FREE_JUNK) {
+			tars_fatal(func, "write after free detected: byte %u of the "
+			    "%u-byte slot %p was modified", i, ssize, (const void *)slot);
 		}
 	}
-	unsigned slot = pick_slot(p, ci);
-	ci->map[slot >> 6] &= ~(1ull << (slot & 63));
-	if (--ci->nfree == 0) {
-		list_remove(p, ci);
-	}
-	unsigned ssize = ci->size;
-	uint8_t *ptr = ci->page + (size_t)slot * ssize;
-	uint16_t *req = tars_ci_req(ci);
-	uint16_t r = (uint16_t)size;
-	if (cls != 0) {
-		long junk = tars_opt->junk;
-		if (junk == 2 && (ci->flags & CI_JUNKED)) {
-			for (unsigned i = 0; i < ssize; i++) {
-				if (ptr[i] != TARS_FREE_JUNK) {
-					tars_fatal(func, "write after free detected: byte %u of "
-					    "the %u-byte slot %p was modified", i, ssize,
-					    (void *)ptr);
-				}
-			}
-		}
-		if (zero) {
-			memset(ptr, 0, size);
-		} else if (junk) {
-			memset(ptr, TARS_ALLOC_JUNK, size);
-		}
-		if (size < ssize && tars_opt->canary) {
-			canary_fill(ptr, size, ssize);
-			r |= REQ_CANARY;
-		}
-	}
-	req[slot] = r;
-	p->mallocs++;
-	p->class_mallocs[cls]++;
-	p->live_count++;
-	p->live_requested += size;
-	p->live_reserved += cls ? ssize : 0;
-	return ptr;
 }
 
-/* Validates that ptr is an allocated slot start; returns its index. */
-static inline unsigned
-slot_of(struct chunk_info *ci, const void *ptr, const char *func)
+void
+tars_chunk_bad_pointer(const struct chunk_info *ci, const void *ptr, const char *func)
 {
-	size_t off = (size_t)((const uint8_t *)ptr - ci->page);
-	unsigned slot = (unsigned)((off * class_magic[ci->cls]) >> 32);
-	if (unlikely((size_t)slot * ci->size != off || slot >= ci->total)) {
-		tars_fatal(func, "bogus pointer %p (not the start of a %u-byte slot)",
-		    ptr, ci->size);
-	}
-	if (unlikely(ci->map[slot >> 6] & (1ull << (slot & 63)))) {
-		tars_fatal(func, "double free of %p (chunk slot is already free)", ptr);
-	}
-	return slot;
+	tars_fatal(func, "bogus pointer %p (not the start of a %u-byte slot)", ptr,
+	    ci->size);
+}
+
+void
+tars_chunk_double_free(const void *ptr, const char *func)
+{
+	tars_fatal(func, "double free of %p (chunk slot is already free)", ptr);
+}
+
+void
+tars_chunk_no_slot(const struct chunk_info *ci)
+{
+	tars_fatal("tars_malloc", "chunk metadata corrupted (page %p has no free slot)",
+	    (void *)ci->page);
 }
 
 size_t
 tars_chunk_requested(struct region *r, const void *ptr, const char *func)
 {
 	struct chunk_info *ci = r->ptr;
-	return tars_ci_req(ci)[slot_of(ci, ptr, func)] & ~REQ_CANARY;
+	return tars_ci_req(ci)[tars_chunk_slot_of(ci, ptr, func)] & ~REQ_CANARY;
 }
 
 size_t
 tars_chunk_usable(struct region *r, const void *ptr, const char *func)
 {
 	struct chunk_info *ci = r->ptr;
-	uint16_t req = tars_ci_req(ci)[slot_of(ci, ptr, func)];
+	uint16_t req = tars_ci_req(ci)[tars_chunk_slot_of(ci, ptr, func)];
 	if (ci->cls == 0) {
 		return 0;
 	}
 	return (req & REQ_CANARY) ? (size_t)(req & ~REQ_CANARY) : ci->size;
-}
-
-void
-tars_chunk_free(struct tars_pool *p, struct region *r, void *ptr, size_t expect_size,
-    const char *func)
-{
-	struct chunk_info *ci = r->ptr;
-	unsigned slot = slot_of(ci, ptr, func);
-	uint16_t *req = tars_ci_req(ci);
-	size_t size = req[slot] & ~REQ_CANARY;
-	unsigned ssize = ci->size;
-	if (expect_size != (size_t)-1 && expect_size != size) {
-		tars_fatal(func, "size %zu does not match the allocated size %zu of %p",
-		    expect_size, size, ptr);
-	}
-	if (!(ci->flags & (CI_NOACCESS | CI_GONE))) {
-		uint8_t *s = ptr;
-		if (req[slot] & REQ_CANARY) {
-			size_t bad = canary_check(s, size, ssize);
-			if (unlikely(bad != (size_t)-1)) {
-				tars_fatal(func, "chunk canary corrupted: %p, byte %zu past "
-				    "the %zu requested (overflow)", ptr, bad - size, size);
-			}
-		}
-		if (tars_opt->junk >= 1) {
-			tars_wipe(s, TARS_FREE_JUNK, ssize);
-		} else {
-			tars_wipe(s, 0, ssize);
-			ci->flags &= (uint8_t)~CI_JUNKED;
-		}
-	}
-	ci->map[slot >> 6] |= 1ull << (slot & 63);
-	p->frees++;
-	p->live_count--;
-	p->live_requested -= size;
-	p->live_reserved -= ci->cls ? ssize : 0;
-	if (++ci->nfree == 1) {
-		if (!(ci->flags & CI_GONE)) {
-			list_insert(p, ci);
-		}
-	}
-	if (ci->nfree == ci->total &&
-	    ((ci->flags & CI_GONE) || p->listed[ci->cls] > 1)) {
-		release_page(p, r, ci);
-	}
 }
 
 void
@@ -464,7 +319,7 @@ tars_chunk_after_fork(struct tars_pool *p, struct region *r)
 		/* The page does not exist here: never hand out its slots. */
 		ci->flags |= CI_GONE;
 		if (ci->pprev != NULL) {
-			list_remove(p, ci);
+			tars_chunk_list_remove(p, ci);
 		}
 	} else if (ci->flags & CI_WIPEFORK) {
 		/* The page reads as zeros here: no canaries, no free junk. */

@@ -153,10 +153,9 @@ tars_large_alloc(struct tars_pool *p, size_t size, size_t align, int kind, int z
 		p->large_pages += npages;
 	}
 	p->guard_pages += 2;
-	p->mallocs++;
-	p->live_count++;
-	p->live_requested += size;
-	p->live_reserved += dlen;
+	p->block_mallocs++;
+	p->block_requested += size;
+	p->block_reserved += dlen;
 	errno = saved;
 	return ptr;
 }
@@ -209,10 +208,9 @@ tars_large_free(struct tars_pool *p, struct region *r, void *ptr, size_t expect_
 		p->large_pages -= r->npages;
 	}
 	p->guard_pages -= 2;
-	p->frees++;
-	p->live_count--;
-	p->live_requested -= r->size;
-	p->live_reserved -= dlen;
+	p->block_frees++;
+	p->block_requested -= r->size;
+	p->block_reserved -= dlen;
 	tars_unlock_stats(p, dlen, flags);
 	tars_region_delete(&p->regions, r);
 	tars_os_unmap(func, data - ps, dlen + 2 * ps);

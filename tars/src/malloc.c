@@ -6,11 +6,11 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "tars_internal.h"
+#include "chunk.h"
 
 #define NO_SIZE ((size_t)-1)
 
-static void *
+static inline __attribute__((always_inline)) void *
 alloc_impl(size_t size, int zero, const char *func)
 {
 	struct tars_pool *p = tars_pool_enter(func);
@@ -25,7 +25,7 @@ alloc_impl(size_t size, int zero, const char *func)
 	return ptr;
 }
 
-static void
+static inline __attribute__((always_inline)) void
 free_impl(void *ptr, size_t expect, const char *func)
 {
 	struct tars_pool *first = tars_pool_enter(func), *p;

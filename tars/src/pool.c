@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/single_threaded.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -24,16 +25,13 @@
 
 struct tars_global tars_g;
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
-static _Thread_local unsigned tls_pool;   /* pool index + 1; 0 = unassigned */
+_Thread_local unsigned tars_tls_pool;
 
 _Static_assert(sizeof(struct tars_pool) <= 2048, "pool must fit half a page");
 
 void
-tars_pool_lock(struct tars_pool *p)
+tars_pool_lock_slow(struct tars_pool *p)
 {
-	if (likely(!atomic_exchange_explicit(&p->lock, 1, memory_order_acquire))) {
-		return;
-	}
 	for (unsigned spins = 0;;) {
 		while (atomic_load_explicit(&p->lock, memory_order_relaxed)) {
 			if (++spins < 100) {
@@ -49,13 +47,10 @@ tars_pool_lock(struct tars_pool *p)
 }
 
 void
-tars_pool_check(const struct tars_pool *p, const char *func)
+tars_pool_corrupted(const struct tars_pool *p, const char *func)
 {
-	if (unlikely(p->canary1 != (tars_g.secret ^ (uintptr_t)p) ||
-	    p->canary2 != ~p->canary1)) {
-		tars_fatal(func, "pool canary corrupted (pool %u at %p)", p->index,
-		    (const void *)p);
-	}
+	tars_fatal(func, "pool canary corrupted (pool %u at %p)", p->index,
+	    (const void *)p);
 }
 
 /* init_lock held. */
@@ -71,6 +66,7 @@ init_basic_locked(void)
 	}
 	tars_g.page_mask = (uintptr_t)ps - 1;
 	tars_g.page_shift = (unsigned)__builtin_ctzl((unsigned long)ps);
+	tars_region_page_shift = tars_g.page_shift;
 	tars_g.chunk_max = (size_t)ps / 2 < TARS_CHUNK_MAX ? (size_t)ps / 2 : TARS_CHUNK_MAX;
 	size_t slots = (size_t)ps / TARS_ALIGN;
 	tars_g.map_words = (slots + 63) / 64;
@@ -217,34 +213,22 @@ tars_init_slow(void)
 	pthread_mutex_unlock(&init_lock);
 }
 
-struct tars_pool *
-tars_pool_enter(const char *func)
+unsigned
+tars_pool_assign(void)
 {
 	tars_init();
-	unsigned idx = tls_pool;
-	if (unlikely(idx == 0)) {
-		idx = atomic_fetch_add(&tars_g.next_pool, 1) % tars_g.npools + 1;
-		tls_pool = idx;
-	}
-	struct tars_pool *p = tars_g.pools[idx - 1];
-	tars_pool_lock(p);
-	tars_pool_check(p, func);
-	return p;
+	unsigned idx = atomic_fetch_add(&tars_g.next_pool, 1) % tars_g.npools + 1;
+	tars_tls_pool = idx;
+	return idx;
 }
 
+/* ptr's page is not in `first` (locked): unlock it and try the others. */
 struct region *
-tars_find_region(const void *ptr, struct tars_pool **poolp, struct tars_pool *first,
-    const char *func)
+tars_find_region_slow(const void *ptr, struct tars_pool **poolp,
+    struct tars_pool *first, const char *func)
 {
 	uintptr_t page = (uintptr_t)ptr & ~tars_g.page_mask;
-	if (first != NULL) {
-		struct region *r = tars_region_find(&first->regions, page);
-		if (r != NULL) {
-			*poolp = first;
-			return r;
-		}
-		tars_pool_unlock(first);
-	}
+	tars_pool_unlock(first);
 	for (unsigned i = 0; i < tars_g.npools; i++) {
 		struct tars_pool *p = tars_g.pools[i];
 		if (p == first) {

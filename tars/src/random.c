@@ -1,10 +1,16 @@
 /*
- * random.c - the allocator's random source: a ChaCha20 keystream per pool,
+ * random.c - the allocator's random source: a ChaCha8 keystream per pool,
  * keyed from getrandom(2).  Placement decisions take one byte each from a
  * 64-byte block, so the hot path pays a load and a decrement; a block costs
- * one ChaCha20 permutation.  A forked child reseeds (need_reseed) so parent
+ * one ChaCha permutation.  A forked child reseeds (need_reseed) so parent
  * and child do not make the same choices.
+ *
+ * Eight rounds (ChaCha8), not twenty: the stream only has to keep slot and
+ * page choices unpredictable, no practical attack on ChaCha8's keystream is
+ * known, and the block function is the costliest part of the hot path's
+ * randomness.  Keys come from getrandom(2) and are rotated from the stream.
  */
+#define TARS_CHACHA_DOUBLE_ROUNDS 4
 #include <string.h>
 
 #include "tars_internal.h"
@@ -18,7 +24,7 @@
 } while (0)
 
 static void
-chacha20_block(const uint32_t key[8], uint64_t counter, uint8_t out[64])
+chacha_block(const uint32_t key[8], uint64_t counter, uint8_t out[64])
 {
 	uint32_t in[16] = {
 		0x61707865, 0x3320646e, 0x79622d32, 0x6b206574,
@@ -27,7 +33,7 @@ chacha20_block(const uint32_t key[8], uint64_t counter, uint8_t out[64])
 	};
 	uint32_t x[16];
 	memcpy(x, in, sizeof(x));
-	for (int i = 0; i < 10; i++) {
+	for (int i = 0; i < TARS_CHACHA_DOUBLE_ROUNDS; i++) {
 		QR(x[0], x[4], x[8], x[12]);
 		QR(x[1], x[5], x[9], x[13]);
 		QR(x[2], x[6], x[10], x[14]);
@@ -63,11 +69,11 @@ tars_rand_refill(struct tars_rand *r)
 	if (r->need_reseed) {
 		tars_rand_seed(r);
 	}
-	chacha20_block(r->key, r->counter++, r->buf);
+	chacha_block(r->key, r->counter++, r->buf);
 	/* Rekey from the stream now and then (backtracking resistance). */
 	if ((r->counter & 0xffff) == 0) {
 		uint8_t k[64];
-		chacha20_block(r->key, r->counter++, k);
+		chacha_block(r->key, r->counter++, k);
 		memcpy(r->key, k, sizeof(r->key));
 		tars_wipe(k, 0, sizeof(k));
 	}

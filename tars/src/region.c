@@ -15,6 +15,7 @@
 #include "tars_internal.h"
 
 atomic_uint_fast64_t tars_meta_pages;
+unsigned tars_region_page_shift;
 
 static inline size_t
 home(const struct region_table *t, uintptr_t page)
@@ -43,6 +44,8 @@ tars_region_init(struct region_table *t, size_t cap)
 	t->cap = cap;
 	t->count = 0;
 	t->shift = 64 - (unsigned)__builtin_ctzll(cap);
+	t->last_page = 0;
+	t->last_region = NULL;
 	return 0;
 }
 
@@ -56,6 +59,7 @@ put(struct region_table *t, const struct region *r)
 	}
 	t->slots[i] = *r;
 	t->count++;
+	t->last_page = 0;
 }
 
 int
@@ -89,23 +93,6 @@ tars_region_insert(struct region_table *t, const struct region *r)
 	return 0;
 }
 
-struct region *
-tars_region_find(struct region_table *t, uintptr_t page)
-{
-	size_t mask = t->cap - 1;
-	size_t i = home(t, page);
-	for (;;) {
-		struct region *s = &t->slots[i];
-		if (s->page == page) {
-			return s;
-		}
-		if (s->page == 0) {
-			return NULL;
-		}
-		i = (i + 1) & mask;
-	}
-}
-
 /* Is r within the cyclic interval (j, i]? */
 static inline int
 between(size_t r, size_t j, size_t i)
@@ -119,6 +106,7 @@ tars_region_delete(struct region_table *t, struct region *r)
 	size_t mask = t->cap - 1;
 	size_t i = (size_t)(r - t->slots);
 	size_t j;
+	t->last_page = 0;
 	for (;;) {
 		t->slots[i].page = 0;
 		j = i;

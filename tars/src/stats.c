@@ -7,6 +7,30 @@
 
 #include "tars_internal.h"
 
+/* Requested and slot bytes of live chunks, counted from the pages: the hot
+ * path keeps no running totals (fewer stores per malloc and free). */
+static void
+chunk_bytes(struct tars_pool *p, size_t *requested, size_t *reserved)
+{
+	for (size_t i = 0; i < p->regions.cap; i++) {
+		const struct region *r = &p->regions.slots[i];
+		if (r->page == 0 || r->kind != KIND_CHUNK) {
+			continue;
+		}
+		struct chunk_info *ci = r->ptr;
+		if (ci->cls == 0 || ci->nfree == ci->total) {
+			continue;
+		}
+		*reserved += (size_t)(ci->total - ci->nfree) * ci->size;
+		const uint16_t *req = tars_ci_req(ci);
+		for (unsigned s = 0; s < ci->total; s++) {
+			if (!(ci->map[s >> 6] & (1ull << (s & 63)))) {
+				*requested += req[s] & ~REQ_CANARY;
+			}
+		}
+	}
+}
+
 void
 tars_stats_get(struct tars_stats *s)
 {
@@ -34,19 +58,21 @@ tars_stats_get(struct tars_stats *s)
 			s->guard_pages += p->guard_pages;
 			s->locked_bytes += p->locked_bytes;
 			s->unlocked_bytes += p->unlocked_bytes;
-			s->live_count += p->live_count;
-			s->live_requested += p->live_requested;
-			s->live_reserved += p->live_reserved;
-			s->mallocs += p->mallocs;
-			s->frees += p->frees;
+			s->live_requested += p->block_requested;
+			s->live_reserved += p->block_reserved;
+			chunk_bytes(p, &s->live_requested, &s->live_reserved);
+			s->mallocs += p->block_mallocs;
+			s->frees += p->block_frees + p->chunk_frees;
 			s->cache_hits += p->cache_hits;
 			s->cache_misses += p->cache_misses;
 			for (unsigned c = 0; c < TARS_NCLASSES; c++) {
 				s->class_mallocs[c] += p->class_mallocs[c];
+				s->mallocs += p->class_mallocs[c];
 			}
 			tars_pool_unlock(p);
 		}
 	}
+	s->live_count = (size_t)(s->mallocs - s->frees);
 	s->meta_pages = (size_t)atomic_load(&tars_meta_pages);
 	s->protect_changes = atomic_load(&tars_mprotects);
 	s->syscalls = atomic_load(&tars_syscalls);

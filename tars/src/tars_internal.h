@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <sys/single_threaded.h>
 
 #include "tars.h"
 
@@ -51,7 +52,7 @@ int tars_os_random(void *buf, size_t len);
 int tars_os_memfd_secret(void);
 
 /* ------------------------------------------------------------------ */
-/* random.c: ChaCha20 keystream per pool, seeded from getrandom         */
+/* random.c: ChaCha8 keystream per pool, seeded from getrandom          */
 
 struct tars_rand {
 	uint32_t key[8];
@@ -94,11 +95,9 @@ void tars_options_init(void);      /* parse TARS_OPTIONS once */
 void tars_options_seal(void);      /* make the options page read-only */
 
 /* ------------------------------------------------------------------ */
-/* Size classes (chunk.c)                                               */
+/* Size classes (chunk.c; tars_size_class in chunk.h)                   */
 
 extern const uint16_t tars_class_size[TARS_NCLASSES];
-/* Class index of a request 1..TARS_CHUNK_MAX under scheme `classes`. */
-unsigned tars_size_class(size_t size, long scheme);
 
 /* ------------------------------------------------------------------ */
 /* Region table (region.c): open addressing keyed by page address      */
@@ -126,17 +125,40 @@ struct region {
 	uint16_t flags;
 };
 
+extern unsigned tars_region_page_shift;  /* = tars_g.page_shift */
+
 struct region_table {
 	struct region *slots;
 	size_t cap;              /* power of two */
 	size_t count;
 	unsigned shift;          /* 64 - log2(cap) */
+	/* One-entry lookup cache for the free path (a page freed into twice
+	 * in a row skips the hash): reset by every insert, delete and growth,
+	 * since those move entries. */
+	uintptr_t last_page;
+	struct region *last_region;
 };
 
 int tars_region_init(struct region_table *t, size_t cap);
 /* Inserts (page must not be present); 0, or -1 with errno ENOMEM. */
 int tars_region_insert(struct region_table *t, const struct region *r);
-struct region *tars_region_find(struct region_table *t, uintptr_t page);
+static inline struct region *
+tars_region_find(struct region_table *t, uintptr_t page)
+{
+	size_t mask = t->cap - 1;
+	uint64_t h = (uint64_t)(page >> tars_region_page_shift) * 0x9e3779b97f4a7c15ull;
+	size_t i = (size_t)(h >> t->shift);
+	for (;;) {
+		struct region *s = &t->slots[i];
+		if (likely(s->page == page)) {
+			return s;
+		}
+		if (s->page == 0) {
+			return NULL;
+		}
+		i = (i + 1) & mask;
+	}
+}
 void tars_region_delete(struct region_table *t, struct region *r);
 extern atomic_uint_fast64_t tars_meta_pages;   /* all pools, all metadata */
 /* Make room for one more entry before taking resources: 0 or -1/ENOMEM. */
@@ -185,10 +207,11 @@ struct tars_pool {
 	struct chunk_info *info_free;      /* free chunk_info records */
 	/* statistics, under the lock */
 	size_t chunk_pages, zero_pages, large_count, large_pages, key_count;
-	size_t key_pages, secretmem_pages, guard_pages, meta_pages;
-	size_t locked_bytes, unlocked_bytes, live_count, live_requested;
-	size_t live_reserved;
-	uint64_t mallocs, frees, cache_hits, cache_misses;
+	size_t key_pages, secretmem_pages, guard_pages;
+	size_t locked_bytes, unlocked_bytes;
+	size_t block_requested;            /* bytes requested by live large/key */
+	size_t block_reserved;             /* their data pages, in bytes */
+	uint64_t block_mallocs, block_frees, chunk_frees, cache_hits, cache_misses;
 	uint64_t class_mallocs[TARS_NCLASSES];
 	uint64_t canary2;            /* ~canary1 */
 };
@@ -221,23 +244,87 @@ tars_init(void)
 	}
 }
 
-void tars_pool_lock(struct tars_pool *p);
+/*
+ * While the process has a single thread (glibc's __libc_single_threaded,
+ * which only the thread itself can clear by creating another), no other
+ * thread can contend, so the lock is a plain store: the locked
+ * read-modify-write would otherwise be the largest cost of a malloc/free
+ * pair.  Once threads exist every acquisition is an atomic exchange.
+ */
+void tars_pool_lock_slow(struct tars_pool *p);
+static inline void
+tars_pool_lock(struct tars_pool *p)
+{
+	if (likely(__libc_single_threaded)) {
+		atomic_store_explicit(&p->lock, 1, memory_order_relaxed);
+		return;
+	}
+	if (unlikely(atomic_exchange_explicit(&p->lock, 1, memory_order_acquire))) {
+		tars_pool_lock_slow(p);
+	}
+}
 static inline void
 tars_pool_unlock(struct tars_pool *p)
 {
 	atomic_store_explicit(&p->lock, 0, memory_order_release);
 }
 
-/* The calling thread's pool, locked and checked. */
-struct tars_pool *tars_pool_enter(const char *func);
+TARS_NORETURN void tars_pool_corrupted(const struct tars_pool *p, const char *func);
+
 /* Checks the pool canaries; aborts naming func. */
-void tars_pool_check(const struct tars_pool *p, const char *func);
+static inline void
+tars_pool_check(const struct tars_pool *p, const char *func)
+{
+	if (unlikely(p->canary1 != (tars_g.secret ^ (uintptr_t)p) ||
+	    p->canary2 != ~p->canary1)) {
+		tars_pool_corrupted(p, func);
+	}
+}
+
+extern _Thread_local unsigned tars_tls_pool
+    __attribute__((tls_model("initial-exec")));   /* pool index + 1; 0 = none */
+unsigned tars_pool_assign(void);
+
+/* The calling thread's pool, locked and checked. */
+static inline struct tars_pool *
+tars_pool_enter(const char *func)
+{
+	/* A thread gets its pool index only after initialisation, so a set
+	 * index also says the allocator is ready. */
+	unsigned idx = tars_tls_pool;
+	if (unlikely(idx == 0)) {
+		idx = tars_pool_assign();
+	}
+	struct tars_pool *p = tars_g.pools[idx - 1];
+	tars_pool_lock(p);
+	tars_pool_check(p, func);
+	return p;
+}
 
 /* Finds the region holding ptr's page in some pool and returns it with
  * that pool locked (*poolp), or NULL with no lock held. `first` is tried
  * first (it may be NULL). */
-struct region *tars_find_region(const void *ptr, struct tars_pool **poolp,
+struct region *tars_find_region_slow(const void *ptr, struct tars_pool **poolp,
     struct tars_pool *first, const char *func);
+static inline struct region *
+tars_find_region(const void *ptr, struct tars_pool **poolp, struct tars_pool *first,
+    const char *func)
+{
+	uintptr_t page = (uintptr_t)ptr & ~tars_g.page_mask;
+	struct region_table *t = &first->regions;
+	if (likely(t->last_page == page)) {
+		*poolp = first;
+		return t->last_region;
+	}
+	struct region *r = tars_region_find(t, page);
+	if (likely(r != NULL)) {
+		t->last_page = page;
+		t->last_region = r;
+		*poolp = first;
+		return r;
+	}
+	return tars_find_region_slow(ptr, poolp, first, func);
+}
 
 static inline uint16_t *
 tars_ci_req(struct chunk_info *ci)
@@ -251,11 +338,7 @@ uint64_t *tars_test_pool_canary(void);
 /* ------------------------------------------------------------------ */
 /* chunk.c                                                              */
 
-void *tars_chunk_alloc(struct tars_pool *p, size_t size, unsigned cls, int zero,
-    const char *func);
-/* ci's pool locked; validates ptr, checks the canary, wipes, frees. */
-void tars_chunk_free(struct tars_pool *p, struct region *r, void *ptr,
-    size_t expect_size, const char *func);
+/* The hot paths, tars_chunk_alloc and tars_chunk_free, are in chunk.h. */
 size_t tars_chunk_usable(struct region *r, const void *ptr, const char *func);
 size_t tars_chunk_requested(struct region *r, const void *ptr, const char *func);
 /* Fork child: fix up chunk pages after wipe-on-fork / dont-fork. */
@@ -287,11 +370,52 @@ void tars_stats_atexit(void);
 /* ------------------------------------------------------------------ */
 /* util                                                                 */
 
+/* Fill n bytes (a multiple of 16) at a 16-byte aligned p, inline: slot
+ * fills are short, and a call to memset costs more than the stores. */
+typedef uint8_t tars_v16 __attribute__((vector_size(16), aligned(16), may_alias));
+
+static inline void
+tars_fill16(void *p, uint8_t c, size_t n)
+{
+	tars_v16 v = (tars_v16){0} + c;
+	uint8_t *b = p;
+	uint8_t *end = b + n;
+	while (end - b >= 64) {
+		/* The empty asm hides the pattern from gcc, which would
+		 * otherwise turn the loop back into a memset call. */
+		__asm__("" : "+r"(b));
+		*(tars_v16 *)(void *)(b + 0) = v;
+		*(tars_v16 *)(void *)(b + 16) = v;
+		*(tars_v16 *)(void *)(b + 32) = v;
+		*(tars_v16 *)(void *)(b + 48) = v;
+		b += 64;
+	}
+	if (end - b >= 32) {
+		*(tars_v16 *)(void *)(b + 0) = v;
+		*(tars_v16 *)(void *)(b + 16) = v;
+		b += 32;
+	}
+	if (b < end) {
+		*(tars_v16 *)(void *)b = v;
+		if (end - b > 16) {
+			*(tars_v16 *)(void *)(b + 16) = v;
+		}
+	}
+}
+
 /* memset that the compiler may not drop (wiping secrets). */
 static inline void
 tars_wipe(void *p, int c, size_t n)
 {
 	__builtin_memset(p, c, n);
+	__asm__ volatile("" : : "r"(p) : "memory");
+}
+
+/* tars_fill16 that the compiler may not drop. */
+static inline void
+tars_wipe16(void *p, uint8_t c, size_t n)
+{
+	tars_fill16(p, c, n);
 	__asm__ volatile("" : : "r"(p) : "memory");
 }
 

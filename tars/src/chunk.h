@@ -1,0 +1,194 @@
+/*
+ * chunk.h - the chunk allocator's hot path, inline so that tars_malloc and
+ * tars_free compile to one function each with no calls once a page is in
+ * use.  Everything rare (a new page, list moves, canary and junk failures,
+ * releasing an empty page) is out of line in chunk.c.
+ */
+#ifndef TARS_CHUNK_H
+#define TARS_CHUNK_H
+
+#include "tars_internal.h"
+
+extern const uint32_t tars_class_magic[TARS_NCLASSES];
+
+/* chunk.c, out of line */
+struct chunk_info *tars_chunk_new_page(struct tars_pool *p, unsigned cls);
+void tars_chunk_list_insert(struct tars_pool *p, struct chunk_info *ci);
+void tars_chunk_list_remove(struct tars_pool *p, struct chunk_info *ci);
+void tars_chunk_release(struct tars_pool *p, struct region *r, struct chunk_info *ci);
+void tars_chunk_junk_check(const uint8_t *slot, unsigned ssize, const char *func);
+void tars_chunk_canary_fill(uint8_t *slot, size_t from, size_t to);
+void tars_chunk_canary_check(const uint8_t *slot, size_t from, size_t to,
+    const char *func);
+TARS_NORETURN void tars_chunk_bad_pointer(const struct chunk_info *ci,
+    const void *ptr, const char *func);
+TARS_NORETURN void tars_chunk_double_free(const void *ptr, const char *func);
+TARS_NORETURN void tars_chunk_no_slot(const struct chunk_info *ci);
+
+/* Class index of a request 1..TARS_CHUNK_MAX: scheme 0 power-of-two
+ * classes (16, 32, 64, ... 2048), scheme 1 quarter steps (16, 32, 48, 64,
+ * 80, 96, 112, 128, 160, ...). */
+static inline unsigned
+tars_size_class(size_t size, long scheme)
+{
+	if (size <= 16) {
+		return 1;
+	}
+	unsigned k = 63 - (unsigned)__builtin_clzll((unsigned long long)(size - 1));
+	if (scheme == 0) {
+		/* next power of two, 2^(k+1): 32 -> 2, 64 -> 4, then every 4th */
+		return k + 1 == 5 ? 2 : 4 + (k + 1 - 6) * 4;
+	}
+	if (size <= 64) {
+		return (unsigned)((size + 15) >> 4);
+	}
+	/* 2^k < size <= 2^(k+1): quarter steps of 2^(k-2) */
+	return 5 + (k - 6) * 4 + (unsigned)((size - 1 - ((size_t)1 << k)) >> (k - 2));
+}
+
+/* A page of the class with a free slot: from a random list when several
+ * pages have room, else the one there is; NULL if none. */
+static inline struct chunk_info *
+tars_chunk_pick_page(struct tars_pool *p, unsigned cls)
+{
+	struct chunk_info **lists = p->lists[cls];
+	unsigned start = 0;
+	if (p->listed[cls] > 1 && tars_opt->random) {
+		start = tars_rand_u8(&p->rnd);
+	}
+	for (unsigned i = 0; i < TARS_NLISTS; i++) {
+		struct chunk_info *ci = lists[(start + i) & (TARS_NLISTS - 1)];
+		if (ci != NULL) {
+			return ci;
+		}
+	}
+	return NULL;
+}
+
+/* The first free slot at or after a random index (wrapping). */
+static inline unsigned
+tars_chunk_pick_slot(struct tars_pool *p, struct chunk_info *ci, int random)
+{
+	unsigned total = ci->total;
+	unsigned start = 0;
+	if (random) {
+		start = total <= 256 ? (tars_rand_u8(&p->rnd) * total) >> 8
+		                     : (tars_rand_u16(&p->rnd) * total) >> 16;
+	}
+	unsigned w = start >> 6;
+	uint64_t m = ci->map[w] & (~0ull << (start & 63));
+	if (likely(m != 0)) {
+		return (w << 6) + (unsigned)__builtin_ctzll(m);
+	}
+	unsigned words = (total + 63) >> 6;
+	for (unsigned i = 1; i <= words; i++) {
+		unsigned ww = w + i >= words ? w + i - words : w + i;
+		m = ci->map[ww];
+		if (ww == w) {
+			m &= ~(~0ull << (start & 63));
+		}
+		if (m != 0) {
+			return (ww << 6) + (unsigned)__builtin_ctzll(m);
+		}
+	}
+	tars_chunk_no_slot(ci);
+}
+
+static inline __attribute__((always_inline)) void *
+tars_chunk_alloc(struct tars_pool *p, size_t size, unsigned cls, int zero,
+    const char *func)
+{
+	const struct tars_options *o = tars_opt;
+	struct chunk_info *ci = tars_chunk_pick_page(p, cls);
+	if (unlikely(ci == NULL)) {
+		ci = tars_chunk_new_page(p, cls);
+		if (ci == NULL) {
+			return NULL;
+		}
+	}
+	unsigned slot = tars_chunk_pick_slot(p, ci, (int)o->random);
+	ci->map[slot >> 6] &= ~(1ull << (slot & 63));
+	if (unlikely(--ci->nfree == 0)) {
+		tars_chunk_list_remove(p, ci);
+	}
+	unsigned ssize = ci->size;
+	uint8_t *ptr = ci->page + (size_t)slot * ssize;
+	uint16_t r = (uint16_t)size;
+	if (likely(cls != 0)) {
+		if (unlikely(o->junk == 2) && (ci->flags & CI_JUNKED)) {
+			tars_chunk_junk_check(ptr, ssize, func);
+		}
+		/* Whole 16-byte units; the canary then covers the slack. */
+		size_t fill = (size + 15) & ~(size_t)15;
+		if (zero) {
+			tars_fill16(ptr, 0, fill);
+		} else if (o->junk) {
+			tars_fill16(ptr, TARS_ALLOC_JUNK, fill);
+		}
+		if (size < ssize && o->canary) {
+			tars_chunk_canary_fill(ptr, size, ssize);
+			r |= REQ_CANARY;
+		}
+	}
+	tars_ci_req(ci)[slot] = r;
+	/* The only counter on the hot path: live counts and bytes are
+	 * derived from the pages when the statistics are read. */
+	p->class_mallocs[cls]++;
+	return ptr;
+}
+
+/* Validates that ptr is the start of an allocated slot; its index. */
+static inline unsigned
+tars_chunk_slot_of(struct chunk_info *ci, const void *ptr, const char *func)
+{
+	size_t off = (size_t)((const uint8_t *)ptr - ci->page);
+	unsigned slot = (unsigned)((off * tars_class_magic[ci->cls]) >> 32);
+	if (unlikely((size_t)slot * ci->size != off || slot >= ci->total)) {
+		tars_chunk_bad_pointer(ci, ptr, func);
+	}
+	if (unlikely(ci->map[slot >> 6] & (1ull << (slot & 63)))) {
+		tars_chunk_double_free(ptr, func);
+	}
+	return slot;
+}
+
+/* p locked, r the region of ptr's page. */
+static inline __attribute__((always_inline)) void
+tars_chunk_free(struct tars_pool *p, struct region *r, void *ptr, size_t expect_size,
+    const char *func)
+{
+	struct chunk_info *ci = r->ptr;
+	unsigned slot = tars_chunk_slot_of(ci, ptr, func);
+	uint16_t req = tars_ci_req(ci)[slot];
+	size_t size = req & ~REQ_CANARY;
+	unsigned ssize = ci->size;
+	if (unlikely(expect_size != (size_t)-1 && expect_size != size)) {
+		tars_fatal(func, "size %zu does not match the allocated size %zu of %p",
+		    expect_size, size, ptr);
+	}
+	if (likely(!(ci->flags & (CI_NOACCESS | CI_GONE)))) {
+		if (req & REQ_CANARY) {
+			tars_chunk_canary_check(ptr, size, ssize, func);
+		}
+		if (likely(tars_opt->junk >= 1)) {
+			tars_wipe16(ptr, TARS_FREE_JUNK, ssize);
+		} else {
+			tars_wipe16(ptr, 0, ssize);
+			ci->flags &= (uint8_t)~CI_JUNKED;
+		}
+	}
+	ci->map[slot >> 6] |= 1ull << (slot & 63);
+	p->chunk_frees++;
+	unsigned nfree = ++ci->nfree;
+	if (unlikely(nfree == 1) && !(ci->flags & CI_GONE)) {
+		tars_chunk_list_insert(p, ci);
+	}
+	/* An empty page goes, unless it is the class's last page with room
+	 * (then a malloc/free loop never makes a system call). */
+	if (unlikely(nfree == ci->total) &&
+	    (p->listed[ci->cls] > 1 || (ci->flags & CI_GONE))) {
+		tars_chunk_release(p, r, ci);
+	}
+}
+
+#endif /* TARS_CHUNK_H */
