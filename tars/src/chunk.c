@@ -45,6 +45,18 @@ const uint32_t tars_class_magic[TARS_NCLASSES] = {
 #undef M
 };
 
+uint8_t tars_class_table[2][TARS_CHUNK_MAX / 16 + 1];
+
+void
+tars_chunk_init(void)
+{
+	for (unsigned s = 0; s < 2; s++) {
+		for (unsigned i = 1; i <= TARS_CHUNK_MAX / 16; i++) {
+			tars_class_table[s][i] = (uint8_t)tars_size_class_calc(i * 16, s);
+		}
+	}
+}
+
 /* ---- metadata records ---------------------------------------------- */
 
 static struct chunk_info *

@@ -9,6 +9,8 @@
 
 #include "tars_internal.h"
 
+#pragma GCC visibility push(hidden)
+
 extern const uint32_t tars_class_magic[TARS_NCLASSES];
 
 /* chunk.c, out of line */
@@ -25,11 +27,11 @@ TARS_NORETURN void tars_chunk_bad_pointer(const struct chunk_info *ci,
 TARS_NORETURN void tars_chunk_double_free(const void *ptr, const char *func);
 TARS_NORETURN void tars_chunk_no_slot(const struct chunk_info *ci);
 
-/* Class index of a request 1..TARS_CHUNK_MAX: scheme 0 power-of-two
- * classes (16, 32, 64, ... 2048), scheme 1 quarter steps (16, 32, 48, 64,
- * 80, 96, 112, 128, 160, ...). */
+/* Class index of a request 1..TARS_CHUNK_MAX, computed: scheme 0
+ * power-of-two classes (16, 32, 64, ... 2048), scheme 1 quarter steps (16,
+ * 32, 48, 64, 80, 96, 112, 128, 160, ...).  Used to fill the table below. */
 static inline unsigned
-tars_size_class(size_t size, long scheme)
+tars_size_class_calc(size_t size, long scheme)
 {
 	if (size <= 16) {
 		return 1;
@@ -44,6 +46,15 @@ tars_size_class(size_t size, long scheme)
 	}
 	/* 2^k < size <= 2^(k+1): quarter steps of 2^(k-2) */
 	return 5 + (k - 6) * 4 + (unsigned)((size - 1 - ((size_t)1 << k)) >> (k - 2));
+}
+
+/* [scheme][(size + 15) / 16]: every class boundary is a multiple of 16. */
+extern uint8_t tars_class_table[2][TARS_CHUNK_MAX / 16 + 1];
+
+static inline unsigned
+tars_size_class(size_t size, long scheme)
+{
+	return tars_class_table[scheme != 0][(size + 15) >> 4];
 }
 
 /* A page of the class with a free slot: from a random list when several
@@ -190,5 +201,158 @@ tars_chunk_free(struct tars_pool *p, struct region *r, void *ptr, size_t expect_
 		tars_chunk_release(p, r, ci);
 	}
 }
+
+/* ------------------------------------------------------------------------
+ * Leaf fast paths for tars_malloc and tars_free.  They make no calls, so
+ * the compiler needs no stack frame: every check comes before the first
+ * change, and anything unusual (no page with room, a page filling up or
+ * emptying, junk=2, a failed check, a contended lock) returns "not done"
+ * so the caller takes the general path, which handles it - or reports it:
+ * a corrupted canary or a bad pointer is diagnosed there, not here.
+ * --------------------------------------------------------------------- */
+
+/* Takes p's lock without waiting; 1 if taken. */
+static inline int
+tars_pool_trylock(struct tars_pool *p)
+{
+	if (likely(__libc_single_threaded)) {
+		atomic_store_explicit(&p->lock, 1, memory_order_relaxed);
+		return 1;
+	}
+	return !atomic_exchange_explicit(&p->lock, 1, memory_order_acquire);
+}
+
+static inline int
+tars_pool_ok(const struct tars_pool *p)
+{
+	return p->canary1 == (tars_g.secret ^ (uintptr_t)p) && p->canary2 == ~p->canary1;
+}
+
+static inline void *
+tars_chunk_alloc_fast(size_t size)
+{
+	unsigned idx = tars_tls_pool;
+	if (unlikely(idx == 0 || size - 1 >= TARS_CHUNK_MAX)) {
+		return NULL;
+	}
+	struct tars_pool *p = tars_g.pools[idx - 1];
+	if (unlikely(!tars_pool_trylock(p))) {
+		return NULL;
+	}
+	const struct tars_options *o = tars_opt;
+	unsigned cls = tars_size_class(size, o->classes);
+	struct chunk_info **lists = p->lists[cls];
+	struct tars_rand *rnd = &p->rnd;
+	unsigned start = 0;
+	struct chunk_info *ci = NULL;
+	if (unlikely(!tars_pool_ok(p) || o->junk == 2 || rnd->avail < 2)) {
+		goto out;
+	}
+	if (p->listed[cls] > 1 && o->random) {
+		start = rnd->buf[--rnd->avail];
+	}
+	for (unsigned i = 0; i < TARS_NLISTS; i++) {
+		ci = lists[(start + i) & (TARS_NLISTS - 1)];
+		if (ci != NULL) {
+			break;
+		}
+	}
+	if (unlikely(ci == NULL || ci->nfree == 1 || ci->total > 256)) {
+		goto out;
+	}
+	unsigned slot = 0;
+	if (o->random) {
+		slot = (rnd->buf[--rnd->avail] * (unsigned)ci->total) >> 8;
+	}
+	uint64_t m = ci->map[slot >> 6] & (~0ull << (slot & 63));
+	if (unlikely(m == 0)) {
+		goto out;
+	}
+	slot = (slot & ~63u) + (unsigned)__builtin_ctzll(m);
+	ci->map[slot >> 6] &= ~(1ull << (slot & 63));
+	ci->nfree--;
+	unsigned ssize = ci->size;
+	uint8_t *ptr = ci->page + (size_t)slot * ssize;
+	if (o->junk) {
+		tars_fill16(ptr, TARS_ALLOC_JUNK, (size + 15) & ~(size_t)15);
+	}
+	uint16_t r = (uint16_t)size;
+	if (size < ssize && o->canary) {
+		for (size_t i = size; i < ssize; i++) {
+			ptr[i] = tars_g.canary_bytes[i & 7];
+		}
+		r |= REQ_CANARY;
+	}
+	tars_ci_req(ci)[slot] = r;
+	p->class_mallocs[cls]++;
+	tars_pool_unlock(p);
+	return ptr;
+out:
+	tars_pool_unlock(p);
+	return NULL;
+}
+
+/* 1 if ptr was freed, 0 if the general path must do it (and check it). */
+static inline int
+tars_chunk_free_fast(void *ptr)
+{
+	unsigned idx = tars_tls_pool;
+	if (unlikely(idx == 0)) {
+		return 0;
+	}
+	struct tars_pool *p = tars_g.pools[idx - 1];
+	if (unlikely(!tars_pool_trylock(p))) {
+		return 0;
+	}
+	uintptr_t page = (uintptr_t)ptr & ~tars_g.page_mask;
+	struct region_table *t = &p->regions;
+	struct region *r;
+	if (unlikely(!tars_pool_ok(p))) {
+		goto out;
+	}
+	if (likely(t->last_page == page)) {
+		r = t->last_region;
+	} else {
+		r = tars_region_find(t, page);
+		if (r == NULL) {
+			goto out;
+		}
+		t->last_page = page;
+		t->last_region = r;
+	}
+	if (unlikely(r->kind != KIND_CHUNK)) {
+		goto out;
+	}
+	struct chunk_info *ci = r->ptr;
+	size_t off = (size_t)((uint8_t *)ptr - ci->page);
+	unsigned slot = (unsigned)((off * tars_class_magic[ci->cls]) >> 32);
+	unsigned nfree = ci->nfree + 1u;
+	if (unlikely((size_t)slot * ci->size != off || slot >= ci->total ||
+	    (ci->map[slot >> 6] & (1ull << (slot & 63))) ||
+	    (ci->flags & (CI_NOACCESS | CI_GONE)) || tars_opt->junk < 1 ||
+	    nfree == 1 || (nfree == ci->total && p->listed[ci->cls] > 1))) {
+		goto out;
+	}
+	uint16_t req = tars_ci_req(ci)[slot];
+	unsigned ssize = ci->size;
+	if (req & REQ_CANARY) {
+		for (size_t i = req & ~REQ_CANARY; i < ssize; i++) {
+			if (unlikely(((uint8_t *)ptr)[i] != tars_g.canary_bytes[i & 7])) {
+				goto out;
+			}
+		}
+	}
+	tars_wipe16(ptr, TARS_FREE_JUNK, ssize);
+	ci->map[slot >> 6] |= 1ull << (slot & 63);
+	ci->nfree = (uint16_t)nfree;
+	p->chunk_frees++;
+	tars_pool_unlock(p);
+	return 1;
+out:
+	tars_pool_unlock(p);
+	return 0;
+}
+
+#pragma GCC visibility pop
 
 #endif /* TARS_CHUNK_H */

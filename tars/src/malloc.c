@@ -10,7 +10,7 @@
 
 #define NO_SIZE ((size_t)-1)
 
-static inline __attribute__((always_inline)) void *
+static __attribute__((noinline)) void *
 alloc_impl(size_t size, int zero, const char *func)
 {
 	struct tars_pool *p = tars_pool_enter(func);
@@ -25,7 +25,7 @@ alloc_impl(size_t size, int zero, const char *func)
 	return ptr;
 }
 
-static inline __attribute__((always_inline)) void
+static __attribute__((noinline)) void
 free_impl(void *ptr, size_t expect, const char *func)
 {
 	struct tars_pool *first = tars_pool_enter(func), *p;
@@ -77,6 +77,10 @@ block_info(const void *ptr, size_t *size, size_t *usable, const char *func)
 void *
 tars_malloc(size_t size)
 {
+	void *p = tars_chunk_alloc_fast(size);
+	if (likely(p != NULL)) {
+		return p;
+	}
 	return alloc_impl(size, 0, "tars_malloc");
 }
 
@@ -94,7 +98,7 @@ tars_calloc(size_t nmemb, size_t size)
 void
 tars_free(void *ptr)
 {
-	if (ptr != NULL) {
+	if (ptr != NULL && !tars_chunk_free_fast(ptr)) {
 		free_impl(ptr, NO_SIZE, "tars_free");
 	}
 }

@@ -84,6 +84,7 @@ init_basic_locked(void)
 			tars_g.canary_bytes[i] = 0xa5;
 		}
 	}
+	tars_chunk_init();
 	tars_g.page_size = (size_t)ps;
 	tars_options_init();
 }

@@ -13,6 +13,10 @@
 
 #include "tars.h"
 
+/* Everything declared below is internal to the library: hidden, so that
+ * position-independent code reaches it directly rather than via the GOT. */
+#pragma GCC visibility push(hidden)
+
 #define TARS_NORETURN __attribute__((noreturn))
 #define TARS_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #define likely(x) __builtin_expect(!!(x), 1)
@@ -98,6 +102,7 @@ void tars_options_seal(void);      /* make the options page read-only */
 /* Size classes (chunk.c; tars_size_class in chunk.h)                   */
 
 extern const uint16_t tars_class_size[TARS_NCLASSES];
+void tars_chunk_init(void);         /* fills the size-class table */
 
 /* ------------------------------------------------------------------ */
 /* Region table (region.c): open addressing keyed by page address      */
@@ -418,5 +423,7 @@ tars_wipe16(void *p, uint8_t c, size_t n)
 	tars_fill16(p, c, n);
 	__asm__ volatile("" : : "r"(p) : "memory");
 }
+
+#pragma GCC visibility pop
 
 #endif /* TARS_INTERNAL_H */
