@@ -18,7 +18,6 @@
 #include "tars_internal.h"
 
 /* Shared with key.c; its prototype belongs in tars_internal.h. */
-int tars_ct_equal(const void *a, const void *b, size_t len);
 
 #define BUF_MAGIC UINT64_C(0x7461727362756621) /* "tarsbuf!" */
 

@@ -38,7 +38,6 @@
 #include "tars_internal.h"
 
 /* buf.c; its prototype belongs in tars_internal.h. */
-int tars_ct_equal(const void *a, const void *b, size_t len);
 
 #define KEY_MAGIC UINT64_C(0x746172736b657921) /* "tarskey!" */
 

@@ -368,6 +368,12 @@ int tars_apply_policy(struct tars_pool *p, void *addr, size_t len,
 void tars_unlock_stats(struct tars_pool *p, size_t len, uint16_t flags);
 
 /* ------------------------------------------------------------------ */
+/* buf.c                                                                */
+
+/* 1 if the len bytes are equal; reads every byte whatever it finds. */
+int tars_ct_equal(const void *a, const void *b, size_t len);
+
+/* ------------------------------------------------------------------ */
 /* stats.c                                                              */
 
 void tars_stats_atexit(void);
