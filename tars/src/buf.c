@@ -17,8 +17,6 @@
 
 #include "tars_internal.h"
 
-/* Shared with key.c; its prototype belongs in tars_internal.h. */
-
 #define BUF_MAGIC UINT64_C(0x7461727362756621) /* "tarsbuf!" */
 
 struct tars_buf {

@@ -37,8 +37,6 @@
 
 #include "tars_internal.h"
 
-/* buf.c; its prototype belongs in tars_internal.h. */
-
 #define KEY_MAGIC UINT64_C(0x746172736b657921) /* "tarskey!" */
 
 struct tars_key {
