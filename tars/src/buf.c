@@ -118,7 +118,7 @@ tars_buf_from(const void *data, size_t len)
 		return NULL;
 	}
 	if (len > 0) {
-		memcpy(buf->data, data, len);
+		tars_secret_copy(buf->data, data, len);
 	}
 	return buf;
 }
@@ -147,7 +147,7 @@ tars_buf_concat(const tars_buf *const *bufs, size_t count)
 	size_t off = 0;
 	for (size_t i = 0; i < count; i++) {
 		if (bufs[i]->len > 0) {
-			memcpy(buf->data + off, bufs[i]->data, bufs[i]->len);
+			tars_secret_copy(buf->data + off, bufs[i]->data, bufs[i]->len);
 			off += bufs[i]->len;
 		}
 	}

@@ -328,8 +328,11 @@ tars_chunk_after_fork(struct tars_pool *p, struct region *r)
 {
 	struct chunk_info *ci = r->ptr;
 	if (ci->flags & CI_DONTFORK) {
-		/* The page does not exist here: never hand out its slots. */
+		/* The page does not exist here: never hand out its slots, and
+		 * hold its address so that no new mapping lands on a page the
+		 * region table still names. */
 		ci->flags |= CI_GONE;
+		(void)tars_os_reserve(ci->page, tars_g.page_size);
 		if (ci->pprev != NULL) {
 			tars_chunk_list_remove(p, ci);
 		}

@@ -162,7 +162,7 @@ tars_key_new(tars_buf *buf)
 		return NULL;
 	}
 	if (len > 0) {
-		memcpy(key->data, tars_buf_data(buf), len);
+		tars_secret_copy(key->data, tars_buf_data(buf), len);
 	}
 	if (key_seal(key, __func__) != 0) {
 		return NULL;
@@ -203,7 +203,7 @@ tars_key_clone(tars_key *key)
 		return NULL;
 	}
 	if (key->len > 0) {
-		memcpy(copy->data, src, key->len);
+		tars_secret_copy(copy->data, src, key->len);
 	}
 	tars_key_read_end(key);
 	if (key_seal(copy, __func__) != 0) {

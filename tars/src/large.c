@@ -251,7 +251,10 @@ void
 tars_large_after_fork(struct region *r)
 {
 	if (r->flags & (R_DONTFORK | R_SECRETMEM)) {
+		/* The data pages are not here; keep their addresses taken (see
+		 * tars_chunk_after_fork). */
 		r->flags |= R_GONE;
+		(void)tars_os_reserve(data_start(r), (size_t)r->npages * tars_g.page_size);
 	} else if (r->flags & R_WIPEFORK) {
 		r->flags &= (uint16_t)~R_CANARY;
 	}

@@ -183,7 +183,7 @@ move(void *ptr, size_t size, int key, const char *func)
 	if (n == NULL) {
 		return NULL;
 	}
-	memcpy(n, ptr, old < size ? old : size);
+	tars_secret_copy(n, ptr, old < size ? old : size);
 	free_impl(ptr, NO_SIZE, func);
 	return n;
 }
@@ -235,8 +235,9 @@ tars_slot_size(size_t size)
 		return tars_class_size[tars_size_class(size, tars_opt->classes)];
 	}
 	size_t ps = tars_g.page_size;
-	if (size > SIZE_MAX - ps) {
+	if (size > SIZE_MAX - ps - TARS_ALIGN) {
 		return 0;
 	}
-	return (size + TARS_ALIGN - 1 + ps - 1) / ps * ps;
+	size_t rsize = (size + TARS_ALIGN - 1) & ~(size_t)(TARS_ALIGN - 1);
+	return (rsize + ps - 1) / ps * ps;
 }

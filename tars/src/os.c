@@ -184,3 +184,20 @@ tars_os_memfd_secret(void)
 	return -1;
 #endif
 }
+
+int
+tars_os_reserve(void *addr, size_t len)
+{
+	count(&tars_mmaps);
+	void *p = mmap(addr, len, PROT_NONE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+	if (p == MAP_FAILED) {
+		return -1;
+	}
+	if (p != addr) {
+		/* A kernel older than 4.17 took the flag as a hint. */
+		tars_os_unmap("tars_os_reserve", p, len);
+		return -1;
+	}
+	return 0;
+}

@@ -206,8 +206,9 @@ tars_init_slow(void)
 	if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0) {
 		tars_fatal("tars_init", "pthread_atfork failed");
 	}
-	if (tars_opt->stats) {
-		atexit(tars_stats_atexit);
+	/* Always registered: `stats` may be switched on later. */
+	if (atexit(tars_stats_atexit) != 0) {
+		tars_fatal("tars_init", "atexit failed");
 	}
 	tars_options_seal();
 	atomic_store_explicit(&tars_g.ready, 1, memory_order_release);

@@ -44,7 +44,7 @@ tars_region_init(struct region_table *t, size_t cap)
 	t->cap = cap;
 	t->count = 0;
 	t->shift = 64 - (unsigned)__builtin_ctzll(cap);
-	t->last_page = 0;
+	t->last_page = TARS_NO_PAGE;
 	t->last_region = NULL;
 	return 0;
 }
@@ -59,7 +59,7 @@ put(struct region_table *t, const struct region *r)
 	}
 	t->slots[i] = *r;
 	t->count++;
-	t->last_page = 0;
+	t->last_page = TARS_NO_PAGE;
 }
 
 int
@@ -106,7 +106,7 @@ tars_region_delete(struct region_table *t, struct region *r)
 	size_t mask = t->cap - 1;
 	size_t i = (size_t)(r - t->slots);
 	size_t j;
-	t->last_page = 0;
+	t->last_page = TARS_NO_PAGE;
 	for (;;) {
 		t->slots[i].page = 0;
 		j = i;

@@ -109,5 +109,7 @@ tars_stats_print(FILE *out)
 void
 tars_stats_atexit(void)
 {
-	tars_stats_print(stderr);
+	if (tars_opt->stats) {
+		tars_stats_print(stderr);
+	}
 }

@@ -54,6 +54,9 @@ int tars_os_lock(void *addr, size_t len);
 int tars_os_random(void *buf, size_t len);
 /* memfd_secret(2); fd or -1 with errno. */
 int tars_os_memfd_secret(void);
+/* Maps PROT_NONE at exactly addr unless something is there; 0 or -1.
+ * Keeps the address range of pages a fork child did not inherit. */
+int tars_os_reserve(void *addr, size_t len);
 
 /* ------------------------------------------------------------------ */
 /* random.c: ChaCha8 keystream per pool, seeded from getrandom          */
@@ -140,9 +143,12 @@ struct region_table {
 	/* One-entry lookup cache for the free path (a page freed into twice
 	 * in a row skips the hash): reset by every insert, delete and growth,
 	 * since those move entries. */
-	uintptr_t last_page;
+	uintptr_t last_page;     /* TARS_NO_PAGE when empty */
 	struct region *last_region;
 };
+/* Not page-aligned, so no page address (not even that of a wild pointer
+ * like (void *)1, whose page is 0) can match it. */
+#define TARS_NO_PAGE UINTPTR_MAX
 
 int tars_region_init(struct region_table *t, size_t cap);
 /* Inserts (page must not be present); 0, or -1 with errno ENOMEM. */
@@ -155,11 +161,13 @@ tars_region_find(struct region_table *t, uintptr_t page)
 	size_t i = (size_t)(h >> t->shift);
 	for (;;) {
 		struct region *s = &t->slots[i];
-		if (likely(s->page == page)) {
-			return s;
-		}
+		/* Empty first: an empty slot's key 0 must not match the page
+		 * of a wild pointer below the first page. */
 		if (s->page == 0) {
 			return NULL;
+		}
+		if (likely(s->page == page)) {
+			return s;
 		}
 		i = (i + 1) & mask;
 	}
@@ -411,6 +419,33 @@ tars_fill16(void *p, uint8_t c, size_t n)
 		if (end - b > 16) {
 			*(tars_v16 *)(void *)(b + 16) = v;
 		}
+	}
+}
+
+/*
+ * Copy secret bytes through general-purpose registers only.  memcpy moves
+ * them through vector registers, which keep stale contents long after and
+ * get saved wholesale to the stack (lazy PLT binding saves every vector
+ * register with xsave; so do signal frames), where a core dump finds them
+ * despite MADV_DONTDUMP: the core-dump test caught exactly that.  The empty
+ * asm pins each word to a GPR, so gcc can neither vectorize the loop nor
+ * turn it back into memcpy.
+ */
+static inline void
+tars_secret_copy(void *dst, const void *src, size_t n)
+{
+	uint8_t *d = dst;
+	const uint8_t *s = src;
+	for (; n >= 8; n -= 8, d += 8, s += 8) {
+		uint64_t w;
+		__builtin_memcpy(&w, s, 8);
+		__asm__ volatile("" : "+r"(w));
+		__builtin_memcpy(d, &w, 8);
+	}
+	for (; n > 0; n--) {
+		uint8_t b = *s++;
+		__asm__ volatile("" : "+r"(b));
+		*d++ = b;
 	}
 }
 
