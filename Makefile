@@ -35,6 +35,9 @@ RUN_TESTS := mk/run-tests
 # Fragments append to these.
 TEST_PROGS :=    # commands run by `make test`, in order
 TEST_BINS :=     # what those commands need built
+SAN_TEST_PROGS := # the library's own tests, re-run by test-asan/test-ubsan
+SAN_TEST_BINS :=  # (benchmarks and the comparison, whose backends replace
+                  # malloc, are not meaningful under a sanitizer)
 CLEAN_DIRS := build results plots/out
 
 include tars/tars.mk
@@ -45,23 +48,28 @@ include tars/tars.mk
 -include tune/tune.mk
 -include fuzz/fuzz.mk
 
-.PHONY: all test test-asan test-ubsan test-tsan clean help
+.PHONY: all test test-san test-asan test-ubsan test-tsan clean help
 all: lib
 
 test: $(TEST_BINS)
 	$(Q)$(RUN_TESTS) $(TEST_PROGS)
 
-# Sanitized variants: the same suite in a separate build tree.  Guard-page
-# death tests need real SIGSEGV, so ASan must not handle it.
+# Sanitized variants: the library's suites in a separate build tree
+# (build/<sanitizer>/).  Guard-page death tests need a real SIGSEGV, so
+# ASan must not handle it.
+test-san: $(SAN_TEST_BINS)
+	$(Q)$(RUN_TESTS) $(SAN_TEST_PROGS)
 test-asan:
 	$(Q)ASAN_OPTIONS=handle_segv=0:detect_leaks=0:allow_user_segv_handler=1 \
-	  $(MAKE) --no-print-directory test SAN=address
+	  $(MAKE) --no-print-directory test-san SAN=address
 test-ubsan:
 	$(Q)UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  $(MAKE) --no-print-directory test SAN=undefined
+	  $(MAKE) --no-print-directory test-san SAN=undefined
+# Criterion cannot run under TSan (its arena allocator aborts), so the
+# thread sanitizer runs the standalone multithreaded stress program.
 test-tsan:
 	$(Q)TSAN_OPTIONS=halt_on_error=1 \
-	  $(MAKE) --no-print-directory test-stress SAN=thread
+	  $(MAKE) --no-print-directory test-mt-stress SAN=thread
 
 clean:
 	$(E) "  CLEAN"

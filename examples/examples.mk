@@ -25,8 +25,10 @@ $(BUILD)/examples/tars-aead: $(BUILD)/examples/tars-aead.o $(TARS_A)
 EXAMPLES_TEST := "bash examples/test-aead.sh $(BUILD)/examples/tars-aead"
 TEST_BINS += $(EXAMPLES)
 TEST_PROGS += $(EXAMPLES_TEST)
+SAN_TEST_BINS += $(EXAMPLES)
+SAN_TEST_PROGS += $(EXAMPLES_TEST)
 
 test-examples: $(EXAMPLES)
 	$(Q)$(RUN_TESTS) $(EXAMPLES_TEST)
 
--include $(EXAMPLES:=.d)
+-include $(BUILD)/examples/tars-aead.d

@@ -31,9 +31,12 @@ $(TARS_SO): $(TARS_OBJ)
 	$(E) "  LD      $@"
 	$(Q)$(CC) -shared -Wl,-soname,libtars.so.0 -Wl,-z,now -Wl,-z,relro $(BASE_LDFLAGS) $(LDFLAGS) -o $@ $^
 
-$(TARS_PC): tars/tars.pc.in Makefile
+TARS_VERSION_STR := $(shell sed -n 's/^\#define TARS_VERSION "\(.*\)"/\1/p' tars/include/tars.h)
+TARS_PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(TARS_VERSION_STR)|' tars/tars.pc.in
+
+$(TARS_PC): tars/tars.pc.in tars/include/tars.h
 	@mkdir -p $(@D)
-	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^#define TARS_VERSION "\(.*\)"/\1/p' tars/include/tars.h)|' $< > $@
+	$(Q)$(TARS_PC_SED) > $@
 
 deps-criterion:
 	$(Q)$(NEED_DEB) libcriterion-dev
@@ -51,13 +54,17 @@ $(TARS_TESTS): $(TARS_TEST_OBJ) $(TARS_A)
 # Criterion runs each test in its own process; -j2 matches this machine.
 TEST_BINS += $(TARS_TESTS)
 TEST_PROGS += "$(TARS_TESTS) -j2 --short-filename"
+SAN_TEST_BINS += $(TARS_TESTS)
+SAN_TEST_PROGS += "$(TARS_TESTS) -j2 --short-filename"
 
 test-tars: $(TARS_TESTS)
 	$(Q)$(RUN_TESTS) "$(TARS_TESTS) -j2 --short-filename"
 
-# The multithreaded stress tests alone (used by test-tsan).
+# The Criterion stress suite alone.
 test-stress: $(TARS_TESTS)
 	$(Q)$(RUN_TESTS) "$(TARS_TESTS) -j1 --short-filename --filter 'stress/*'"
+
+-include tars/tests/standalone/standalone.mk
 
 install: lib
 	$(E) "  INSTALL $(DESTDIR)$(PREFIX)"
@@ -66,7 +73,7 @@ install: lib
 	$(Q)install -m 644 $(TARS_A) $(DESTDIR)$(PREFIX)/lib/
 	$(Q)install -m 755 $(TARS_SO) $(DESTDIR)$(PREFIX)/lib/libtars.so.0
 	$(Q)ln -sf libtars.so.0 $(DESTDIR)$(PREFIX)/lib/libtars.so
-	$(Q)install -m 644 $(TARS_PC) $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	$(Q)$(TARS_PC_SED) > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tars.pc
 
 -include $(TARS_OBJ:.o=.d) $(TARS_TEST_OBJ:.o=.d)
 
