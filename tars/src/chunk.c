@@ -102,6 +102,9 @@ tars_chunk_list_insert(struct tars_pool *p, struct chunk_info *ci)
 	*head = ci;
 	ci->pprev = head;
 	p->listed[ci->cls]++;
+	if (p->current[ci->cls] == NULL) {
+		p->current[ci->cls] = ci;
+	}
 }
 
 void
@@ -114,6 +117,13 @@ tars_chunk_list_remove(struct tars_pool *p, struct chunk_info *ci)
 	ci->pprev = NULL;
 	ci->next = NULL;
 	p->listed[ci->cls]--;
+	if (p->current[ci->cls] == ci) {
+		struct chunk_info *next = NULL;
+		for (unsigned i = 0; i < TARS_NLISTS && next == NULL; i++) {
+			next = p->lists[ci->cls][i];
+		}
+		p->current[ci->cls] = next;
+	}
 }
 
 /* ---- pages ---------------------------------------------------------- */

@@ -62,11 +62,11 @@ tars_size_class(size_t size, long scheme)
 static inline struct chunk_info *
 tars_chunk_pick_page(struct tars_pool *p, unsigned cls)
 {
-	struct chunk_info **lists = p->lists[cls];
-	unsigned start = 0;
-	if (p->listed[cls] > 1 && tars_opt->random) {
-		start = tars_rand_u8(&p->rnd);
+	if (p->listed[cls] <= 1 || !tars_opt->random) {
+		return p->current[cls];
 	}
+	struct chunk_info **lists = p->lists[cls];
+	unsigned start = tars_rand_u8(&p->rnd);
 	for (unsigned i = 0; i < TARS_NLISTS; i++) {
 		struct chunk_info *ci = lists[(start + i) & (TARS_NLISTS - 1)];
 		if (ci != NULL) {
@@ -241,20 +241,19 @@ tars_chunk_alloc_fast(size_t size)
 	}
 	const struct tars_options *o = tars_opt;
 	unsigned cls = tars_size_class(size, o->classes);
-	struct chunk_info **lists = p->lists[cls];
 	struct tars_rand *rnd = &p->rnd;
-	unsigned start = 0;
-	struct chunk_info *ci = NULL;
+	struct chunk_info *ci = p->current[cls];
 	if (unlikely(!tars_pool_ok(p) || o->junk == 2 || rnd->avail < 2)) {
 		goto out;
 	}
 	if (p->listed[cls] > 1 && o->random) {
-		start = rnd->buf[--rnd->avail];
-	}
-	for (unsigned i = 0; i < TARS_NLISTS; i++) {
-		ci = lists[(start + i) & (TARS_NLISTS - 1)];
-		if (ci != NULL) {
-			break;
+		struct chunk_info **lists = p->lists[cls];
+		unsigned start = rnd->buf[--rnd->avail];
+		for (unsigned i = 0; i < TARS_NLISTS; i++) {
+			ci = lists[(start + i) & (TARS_NLISTS - 1)];
+			if (ci != NULL) {
+				break;
+			}
 		}
 	}
 	if (unlikely(ci == NULL || ci->nfree == 1 || ci->total > 256)) {

@@ -23,8 +23,8 @@
 
 static atomic_int secretmem_broken, warned_secretmem;
 
-static inline uint8_t *
-data_start(const struct region *r)
+uint8_t *
+tars_large_data(const struct region *r)
 {
 	/* The block starts inside the first data page; a zero-size key sits
 	 * right at the trailing guard. */
@@ -173,7 +173,7 @@ tars_large_free(struct tars_pool *p, struct region *r, void *ptr, size_t expect_
 		tars_fatal(func, "size %zu does not match the allocated size %zu of %p",
 		    expect_size, r->size, ptr);
 	}
-	uint8_t *data = data_start(r);
+	uint8_t *data = tars_large_data(r);
 	size_t dlen = (size_t)r->npages * ps;
 	uint16_t flags = r->flags;
 	int prot = flags >> R_PROT_SHIFT;
@@ -237,7 +237,7 @@ tars_key_protect(void *ptr, int prot, const char *func)
 	}
 	int rc = 0;
 	if ((r->flags >> R_PROT_SHIFT) != prot) {
-		rc = tars_os_protect(data_start(r), (size_t)r->npages * tars_g.page_size, prot);
+		rc = tars_os_protect(tars_large_data(r), (size_t)r->npages * tars_g.page_size, prot);
 		if (rc == 0) {
 			r->flags = (uint16_t)((r->flags & ((1u << R_PROT_SHIFT) - 1)) |
 			    (unsigned)prot << R_PROT_SHIFT);
@@ -254,7 +254,7 @@ tars_large_after_fork(struct region *r)
 		/* The data pages are not here; keep their addresses taken (see
 		 * tars_chunk_after_fork). */
 		r->flags |= R_GONE;
-		(void)tars_os_reserve(data_start(r), (size_t)r->npages * tars_g.page_size);
+		(void)tars_os_reserve(tars_large_data(r), (size_t)r->npages * tars_g.page_size);
 	} else if (r->flags & R_WIPEFORK) {
 		r->flags &= (uint16_t)~R_CANARY;
 	}

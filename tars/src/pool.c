@@ -183,10 +183,69 @@ fork_child(void)
 			}
 		}
 	}
+	/* Memory locks are not inherited: the child's pages must be locked
+	 * again before it puts secrets in them.  That is done on the child's
+	 * first call into tars (see relock), not here, so that fork+exec pays
+	 * nothing; clearing the thread's pool index routes that first call
+	 * through tars_pool_assign. */
+	tars_g.relock_pending = 1;
+	tars_tls_pool = 0;
 	for (unsigned i = tars_g.npools; i-- > 0;) {
 		tars_pool_unlock(tars_g.pools[i]);
 	}
 	pthread_mutex_unlock(&init_lock);
+}
+
+static atomic_int warned_relock;
+
+/* mlock refuses PROT_NONE ranges (ENOMEM): a closed range is opened for
+ * the call and closed again. */
+static void
+relock_range(struct tars_pool *p, void *addr, size_t len, int closed)
+{
+	if (closed && tars_os_protect(addr, len, PROT_READ) != 0) {
+		closed = 0;   /* cannot open it: the mlock below fails and says so */
+	}
+	int rc = tars_os_lock(addr, len);
+	if (closed && tars_os_protect(addr, len, PROT_NONE) != 0) {
+		tars_fatal("fork", "cannot close %p again after mlock", addr);
+	}
+	if (rc != 0) {
+		tars_warn_once(&warned_relock, "mlock after fork failed (%s): some "
+		    "pages are not locked in this process", strerror(errno));
+		p->locked_bytes -= len;
+		p->unlocked_bytes += len;
+	}
+}
+
+/* In a fork child, lock again every page tars had locked (pool locked). */
+static void
+relock(struct tars_pool *p)
+{
+	size_t ps = tars_g.page_size;
+	int saved = errno;
+	if ((p->run_flags & R_LOCKED) && p->run_left > 0) {
+		relock_range(p, p->run_next, p->run_left * ps, 0);
+	}
+	for (size_t c = 0; c < p->ncached; c++) {
+		if (p->cache[c] & CI_LOCKED) {
+			relock_range(p, (void *)(p->cache[c] & ~tars_g.page_mask), ps, 1);
+		}
+	}
+	for (size_t s = 0; s < p->regions.cap; s++) {
+		struct region *r = &p->regions.slots[s];
+		if (r->page == 0 || !(r->flags & R_LOCKED) || (r->flags & R_GONE)) {
+			continue;
+		}
+		if (r->kind == KIND_CHUNK) {
+			struct chunk_info *ci = r->ptr;
+			relock_range(p, ci->page, ps, 0);
+		} else {
+			relock_range(p, tars_large_data(r), (size_t)r->npages * ps,
+			    (r->flags >> R_PROT_SHIFT) == PROT_NONE);
+		}
+	}
+	errno = saved;
 }
 
 void
@@ -219,6 +278,18 @@ unsigned
 tars_pool_assign(void)
 {
 	tars_init();
+	if (unlikely(tars_g.relock_pending)) {
+		pthread_mutex_lock(&init_lock);
+		if (tars_g.relock_pending) {
+			for (unsigned i = 0; i < tars_g.npools; i++) {
+				tars_pool_lock(tars_g.pools[i]);
+				relock(tars_g.pools[i]);
+				tars_pool_unlock(tars_g.pools[i]);
+			}
+			tars_g.relock_pending = 1;
+		}
+		pthread_mutex_unlock(&init_lock);
+	}
 	unsigned idx = atomic_fetch_add(&tars_g.next_pool, 1) % tars_g.npools + 1;
 	tars_tls_pool = idx;
 	return idx;

@@ -211,6 +211,8 @@ struct tars_pool {
 	struct tars_rand rnd;
 	struct chunk_info *lists[TARS_NCLASSES][TARS_NLISTS];
 	size_t listed[TARS_NCLASSES];      /* pages in the class lists */
+	struct chunk_info *current[TARS_NCLASSES]; /* a listed page, or NULL:
+	                                    * the pick when there is no choice */
 	struct region_table regions;
 	uintptr_t *cache;                  /* empty pages; low bits CI_LOCKED etc */
 	size_t ncached;
@@ -242,6 +244,7 @@ struct tars_global {
 	struct tars_pool *pools[TARS_MAX_POOLS];
 	atomic_uint next_pool;
 	atomic_int ready;
+	int relock_pending;          /* fork child: pages to mlock again */
 };
 
 extern struct tars_global tars_g;
@@ -367,6 +370,8 @@ void tars_large_free(struct tars_pool *p, struct region *r, void *ptr,
 int tars_key_protect(void *ptr, int prot, const char *func);
 /* Release or re-flag data pages in a fork child. */
 void tars_large_after_fork(struct region *r);
+/* First data page of a large or key block. */
+uint8_t *tars_large_data(const struct region *r);
 
 /* Shared mapping policy: madvise + mlock of fresh data pages.  Sets
  * *flags (R_LOCKED, R_WIPEFORK, R_DONTFORK).  0, or -1 with ENOMEM (strict
