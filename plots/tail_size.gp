@@ -1,0 +1,12 @@
+# tail_size.gp - pair workload: p99.9 of the per-operation latency vs size.
+set title sprintf("Tail latency of alloc + touch + free, by buffer size\n(p99.9 over timed batches, ns per pair; run %s)", run)
+set xlabel 'buffer size (bytes, log scale)'
+set ylabel 'p99.9 time per pair (ns, log scale)'
+set logscale xy
+set autoscale xfix
+set offsets graph 0.04, graph 0.04, 0, 0
+set format y '%g'
+@ns_tics
+set xtics (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+plot for [c=2:tail_size_n] data.'/tail_size.dat' using 1:c \
+	title columnhead(c) with linespoints lt (word(tail_size_lt, c-1)+0)
