@@ -266,21 +266,13 @@ tars_chunk_release(struct tars_pool *p, struct region *r, struct chunk_info *ci)
 /* ---- failures and slow checks --------------------------------------- */
 
 void
-tars_chunk_canary_fill(uint8_t *slot, size_t from, size_t to)
-{
-	for (size_t i = from; i < to; i++) {
-		slot[i] = tars_g.canary_bytes[i & 7];
-	}
-}
-
-void
 tars_chunk_canary_check(const uint8_t *slot, size_t from, size_t to, const char *func)
 {
-	for (size_t i = from; i < to; i++) {
-		if (unlikely(slot[i] != tars_g.canary_bytes[i & 7])) {
-			tars_fatal(func, "chunk canary corrupted: %p, byte %zu past the %zu "
-			    "requested (overflow)", (const void *)slot, i - from, from);
-		}
+	const uint8_t *bad = tars_canary_find(slot + from, slot + to);
+	if (unlikely(bad != NULL)) {
+		tars_fatal(func, "chunk canary corrupted: %p, byte %zu past the %zu "
+		    "requested (overflow)", (const void *)slot, (size_t)(bad - slot) - from,
+		    from);
 	}
 }
 

@@ -19,7 +19,6 @@ void tars_chunk_list_insert(struct tars_pool *p, struct chunk_info *ci);
 void tars_chunk_list_remove(struct tars_pool *p, struct chunk_info *ci);
 void tars_chunk_release(struct tars_pool *p, struct region *r, struct chunk_info *ci);
 void tars_chunk_junk_check(const uint8_t *slot, unsigned ssize, const char *func);
-void tars_chunk_canary_fill(uint8_t *slot, size_t from, size_t to);
 void tars_chunk_canary_check(const uint8_t *slot, size_t from, size_t to,
     const char *func);
 TARS_NORETURN void tars_chunk_bad_pointer(const struct chunk_info *ci,
@@ -137,7 +136,7 @@ tars_chunk_alloc(struct tars_pool *p, size_t size, unsigned cls, int zero,
 			tars_fill16(ptr, TARS_ALLOC_JUNK, fill);
 		}
 		if (size < ssize && o->canary) {
-			tars_chunk_canary_fill(ptr, size, ssize);
+			tars_canary_fill(ptr + size, ptr + ssize);
 			r |= REQ_CANARY;
 		}
 	}
@@ -277,9 +276,7 @@ tars_chunk_alloc_fast(size_t size)
 	}
 	uint16_t r = (uint16_t)size;
 	if (size < ssize && o->canary) {
-		for (size_t i = size; i < ssize; i++) {
-			ptr[i] = tars_g.canary_bytes[i & 7];
-		}
+		tars_canary_fill(ptr + size, ptr + ssize);
 		r |= REQ_CANARY;
 	}
 	tars_ci_req(ci)[slot] = r;
@@ -334,12 +331,9 @@ tars_chunk_free_fast(void *ptr)
 	}
 	uint16_t req = tars_ci_req(ci)[slot];
 	unsigned ssize = ci->size;
-	if (req & REQ_CANARY) {
-		for (size_t i = req & ~REQ_CANARY; i < ssize; i++) {
-			if (unlikely(((uint8_t *)ptr)[i] != tars_g.canary_bytes[i & 7])) {
-				goto out;
-			}
-		}
+	if ((req & REQ_CANARY) && unlikely(tars_canary_find((uint8_t *)ptr +
+	    (req & ~REQ_CANARY), (uint8_t *)ptr + ssize) != NULL)) {
+		goto out;   /* the general path reports it */
 	}
 	tars_wipe16(ptr, TARS_FREE_JUNK, ssize);
 	ci->map[slot >> 6] |= 1ull << (slot & 63);

@@ -35,25 +35,6 @@ tars_large_data(const struct region *r)
 	return (uint8_t *)(p & ~tars_g.page_mask);
 }
 
-static void
-canary_fill(uint8_t *from, uint8_t *to)
-{
-	for (uint8_t *c = from; c < to; c++) {
-		*c = tars_g.canary_bytes[(uintptr_t)c & 7];
-	}
-}
-
-static uint8_t *
-canary_check(uint8_t *from, uint8_t *to)
-{
-	for (uint8_t *c = from; c < to; c++) {
-		if (*c != tars_g.canary_bytes[(uintptr_t)c & 7]) {
-			return c;
-		}
-	}
-	return NULL;
-}
-
 /* Maps the data pages of a secretmem key over the reserved range; 0 or -1. */
 static int
 map_secret(uint8_t *data, size_t len)
@@ -131,8 +112,8 @@ tars_large_alloc(struct tars_pool *p, size_t size, size_t align, int kind, int z
 		memset(ptr, TARS_ALLOC_JUNK, size);
 	}
 	if (tars_opt->canary) {
-		canary_fill(data, ptr);
-		canary_fill(ptr + size, data + dlen);
+		tars_canary_fill(data, ptr);
+		tars_canary_fill(ptr + size, data + dlen);
 		flags |= R_CANARY;
 	}
 	flags |= (uint16_t)((PROT_READ | PROT_WRITE) << R_PROT_SHIFT);
@@ -183,12 +164,12 @@ tars_large_free(struct tars_pool *p, struct region *r, void *ptr, size_t expect_
 	}
 	if (readable) {
 		if (flags & R_CANARY) {
-			uint8_t *bad = canary_check(data, r->ptr);
+			const uint8_t *bad = tars_canary_find(data, r->ptr);
 			if (bad != NULL) {
 				tars_fatal(func, "canary corrupted %zu bytes before block %p "
 				    "(underflow)", (size_t)((uint8_t *)ptr - bad), ptr);
 			}
-			bad = canary_check((uint8_t *)ptr + r->size, data + dlen);
+			bad = tars_canary_find((uint8_t *)ptr + r->size, data + dlen);
 			if (bad != NULL) {
 				tars_fatal(func, "canary corrupted %zu bytes past the %zu "
 				    "of block %p (overflow)",

@@ -454,6 +454,59 @@ tars_secret_copy(void *dst, const void *src, size_t n)
 	}
 }
 
+/*
+ * The canary pattern: the byte at address a is tars_g.canary_bytes[a & 7],
+ * so it can be written and checked eight aligned bytes at a time (slots are
+ * 16-byte aligned, so a slot-relative index gives the same pattern).
+ */
+static inline uint64_t
+tars_canary_word(void)
+{
+	uint64_t w;
+	__builtin_memcpy(&w, tars_g.canary_bytes, 8);
+	return w;
+}
+
+static inline void
+tars_canary_fill(uint8_t *from, uint8_t *to)
+{
+	uint64_t w = tars_canary_word();
+	for (; from < to && ((uintptr_t)from & 7); from++) {
+		*from = tars_g.canary_bytes[(uintptr_t)from & 7];
+	}
+	for (; to - from >= 8; from += 8) {
+		__builtin_memcpy(from, &w, 8);
+	}
+	for (; from < to; from++) {
+		*from = tars_g.canary_bytes[(uintptr_t)from & 7];
+	}
+}
+
+/* The first byte in [from, to) that differs from the pattern, or NULL. */
+static inline const uint8_t *
+tars_canary_find(const uint8_t *from, const uint8_t *to)
+{
+	uint64_t w = tars_canary_word();
+	for (; from < to && ((uintptr_t)from & 7); from++) {
+		if (*from != tars_g.canary_bytes[(uintptr_t)from & 7]) {
+			return from;
+		}
+	}
+	for (; to - from >= 8; from += 8) {
+		uint64_t v;
+		__builtin_memcpy(&v, from, 8);
+		if (v != w) {
+			break;   /* the byte loop below finds which */
+		}
+	}
+	for (; from < to; from++) {
+		if (*from != tars_g.canary_bytes[(uintptr_t)from & 7]) {
+			return from;
+		}
+	}
+	return NULL;
+}
+
 /* memset that the compiler may not drop (wiping secrets). */
 static inline void
 tars_wipe(void *p, int c, size_t n)
