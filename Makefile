@@ -1,8 +1,16 @@
 # tars - protected memory for secrets, and the suite that measures it.
 #
 #   make report     the main job: build, compare every allocator, plot
+#                   (FULL=1 bigger sizes; BACKENDS=, WORKLOADS= subsets)
 #   make test       build and run the whole test suite
 #   make            build libtars.a, libtars.so, tars.pc
+#   make bench      micro-benchmarks (BENCH_FILTER=regex)
+#   make tune       option sweep: cache, classes, junk, canary, random, mlock
+#   make fuzz       libFuzzer run (FUZZ_SECONDS=N)
+#   make plots      figures from results/latest (RESULTS=results/X)
+#   make pair64     the 64-byte malloc+free figure against glibc
+#   make install    PREFIX=/usr/local (header, libraries, tars.pc)
+#   test-asan, test-ubsan, test-tsan, test-valgrind, test-compare, ...
 #
 # Quiet by default; V=1 shows the commands.  CC, CXX, CFLAGS, CXXFLAGS,
 # LDFLAGS from the environment are respected.  SAN=address|undefined|thread
@@ -76,4 +84,4 @@ clean:
 	$(Q)rm -rf $(CLEAN_DIRS)
 
 help:
-	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,23p' Makefile | sed 's/^# \{0,1\}//'
