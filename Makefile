@@ -84,4 +84,4 @@ clean:
 	$(Q)rm -rf $(CLEAN_DIRS)
 
 help:
-	@sed -n '2,23p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,18p' Makefile | sed 's/^# \{0,1\}//'
