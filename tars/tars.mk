@@ -64,7 +64,7 @@ test-tars: $(TARS_TESTS)
 test-stress: $(TARS_TESTS)
 	$(Q)$(RUN_TESTS) "$(TARS_TESTS) -j1 --short-filename --filter 'stress/*'"
 
--include tars/tests/standalone/standalone.mk
+include tars/tests/standalone/standalone.mk
 
 install: lib
 	$(E) "  INSTALL $(DESTDIR)$(PREFIX)"

@@ -166,9 +166,7 @@ tars_option_set(const char *name, long value)
 		errno = EINVAL;
 		return -1;
 	}
-	if (tars_g.page_size == 0) {
-		tars_init_basic();   /* options need the page size */
-	}
+	tars_init_basic();   /* options need the page size */
 	int busy = d->init_only && atomic_load(&tars_g.ready);
 	if (busy) {
 		errno = EBUSY;
@@ -196,9 +194,7 @@ tars_option_get(const char *name)
 		errno = EINVAL;
 		return -1;
 	}
-	if (tars_g.page_size == 0) {
-		tars_init_basic();
-	}
+	tars_init_basic();
 	tars_options_init();
 	return *field((struct tars_options *)tars_opt, d);
 }

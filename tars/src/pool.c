@@ -57,7 +57,7 @@ tars_pool_corrupted(const struct tars_pool *p, const char *func)
 static void
 init_basic_locked(void)
 {
-	if (tars_g.page_size != 0) {
+	if (atomic_load_explicit(&tars_g.basic_ready, memory_order_relaxed)) {
 		return;
 	}
 	long ps = sysconf(_SC_PAGESIZE);
@@ -87,12 +87,13 @@ init_basic_locked(void)
 	tars_chunk_init();
 	tars_g.page_size = (size_t)ps;
 	tars_options_init();
+	atomic_store_explicit(&tars_g.basic_ready, 1, memory_order_release);
 }
 
 void
 tars_init_basic(void)
 {
-	if (tars_g.page_size != 0) {
+	if (likely(atomic_load_explicit(&tars_g.basic_ready, memory_order_acquire))) {
 		return;
 	}
 	pthread_mutex_lock(&init_lock);

@@ -243,6 +243,7 @@ struct tars_global {
 	unsigned npools;
 	struct tars_pool *pools[TARS_MAX_POOLS];
 	atomic_uint next_pool;
+	atomic_int basic_ready;      /* page size and options set (release) */
 	atomic_int ready;
 	int relock_pending;          /* fork child: pages to mlock again */
 };
