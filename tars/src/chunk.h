@@ -210,17 +210,6 @@ tars_chunk_free(struct tars_pool *p, struct region *r, void *ptr, size_t expect_
  * a corrupted canary or a bad pointer is diagnosed there, not here.
  * --------------------------------------------------------------------- */
 
-/* Takes p's lock without waiting; 1 if taken. */
-static inline int
-tars_pool_trylock(struct tars_pool *p)
-{
-	if (likely(__libc_single_threaded)) {
-		atomic_store_explicit(&p->lock, 1, memory_order_relaxed);
-		return 1;
-	}
-	return !atomic_exchange_explicit(&p->lock, 1, memory_order_acquire);
-}
-
 static inline int
 tars_pool_ok(const struct tars_pool *p)
 {

@@ -8,13 +8,17 @@
  * call.  Threads are spread round-robin over the pools; a block can be freed
  * from any thread (the owning pool is looked up), and pools outlive threads.
  *
- * Locks are test-and-set spinlocks that yield after a short spin: the
+ * Locks are a word each: a plain store while the process has one thread,
+ * else a compare-and-swap, a short spin, then a futex sleep (so a thread
+ * holding the lock across an mmap does not leave the others spinning).  The
  * critical sections are a few dozen instructions on the hot path, where a
  * pthread mutex would cost as much as the whole allocation.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <linux/futex.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <sys/single_threaded.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,21 +33,44 @@ _Thread_local unsigned tars_tls_pool;
 
 _Static_assert(sizeof(struct tars_pool) <= 2048, "pool must fit half a page");
 
+static long
+futex(atomic_int *word, int op, int val)
+{
+	return syscall(SYS_futex, (int *)word, op | FUTEX_PRIVATE_FLAG, val, NULL, NULL, 0);
+}
+
+/* Contended: spin a little (the holder is usually a few dozen
+ * instructions from done), then sleep on the lock word.  State 2 tells the
+ * holder that someone sleeps; whoever takes the lock from a sleep keeps
+ * state 2, since others may still be waiting. */
 void
 tars_pool_lock_slow(struct tars_pool *p)
 {
-	for (unsigned spins = 0;;) {
-		while (atomic_load_explicit(&p->lock, memory_order_relaxed)) {
-			if (++spins < 100) {
-				__builtin_ia32_pause();
-			} else {
-				sched_yield();
-			}
-		}
-		if (!atomic_exchange_explicit(&p->lock, 1, memory_order_acquire)) {
+	for (unsigned spins = 0; spins < 100; spins++) {
+		int free_ = 0;
+		if (atomic_load_explicit(&p->lock, memory_order_relaxed) == 0 &&
+		    atomic_compare_exchange_weak_explicit(&p->lock, &free_, 1,
+		    memory_order_acquire, memory_order_relaxed)) {
 			return;
 		}
+		tars_cpu_relax();
 	}
+	while (atomic_exchange_explicit(&p->lock, 2, memory_order_acquire) != 0) {
+		if (futex(&p->lock, FUTEX_WAIT, 2) != 0 && errno != EAGAIN &&
+		    errno != EINTR) {
+			tars_fatal("tars_pool_lock", "futex wait: %s", strerror(errno));
+		}
+	}
+}
+
+void
+tars_pool_wake(struct tars_pool *p)
+{
+	int saved = errno;
+	if (futex(&p->lock, FUTEX_WAKE, 1) < 0) {
+		tars_fatal("tars_pool_unlock", "futex wake: %s", strerror(errno));
+	}
+	errno = saved;
 }
 
 void
@@ -199,9 +226,12 @@ fork_child(void)
 
 static atomic_int warned_relock;
 
-/* mlock refuses PROT_NONE ranges (ENOMEM): a closed range is opened for
+/* Lock [addr, addr+len) again; on failure move its bytes from locked to
+ * unlocked in the statistics and return 0 so the caller re-flags it (its
+ * later release must not take the bytes off `locked` a second time).
+ * mlock refuses PROT_NONE ranges (ENOMEM): a closed range is opened for
  * the call and closed again. */
-static void
+static int
 relock_range(struct tars_pool *p, void *addr, size_t len, int closed)
 {
 	if (closed && tars_os_protect(addr, len, PROT_READ) != 0) {
@@ -216,7 +246,16 @@ relock_range(struct tars_pool *p, void *addr, size_t len, int closed)
 		    "pages are not locked in this process", strerror(errno));
 		p->locked_bytes -= len;
 		p->unlocked_bytes += len;
+		return 0;
 	}
+	return 1;
+}
+
+/* R_LOCKED becomes R_UNLOCKED unless the relock worked. */
+static unsigned
+relocked(unsigned flags, int ok)
+{
+	return ok ? flags : (flags & ~(unsigned)R_LOCKED) | R_UNLOCKED;
 }
 
 /* In a fork child, lock again every page tars had locked (pool locked). */
@@ -226,11 +265,15 @@ relock(struct tars_pool *p)
 	size_t ps = tars_g.page_size;
 	int saved = errno;
 	if ((p->run_flags & R_LOCKED) && p->run_left > 0) {
-		relock_range(p, p->run_next, p->run_left * ps, 0);
+		p->run_flags = (uint16_t)relocked(p->run_flags,
+		    relock_range(p, p->run_next, p->run_left * ps, 0));
 	}
 	for (size_t c = 0; c < p->ncached; c++) {
-		if (p->cache[c] & CI_LOCKED) {
-			relock_range(p, (void *)(p->cache[c] & ~tars_g.page_mask), ps, 1);
+		uintptr_t e = p->cache[c];
+		if (e & CI_LOCKED) {
+			void *page = (void *)(e & ~tars_g.page_mask);
+			p->cache[c] = relocked((unsigned)e, relock_range(p, page, ps, 1)) |
+			    (e & ~tars_g.page_mask);
 		}
 	}
 	for (size_t s = 0; s < p->regions.cap; s++) {
@@ -238,13 +281,16 @@ relock(struct tars_pool *p)
 		if (r->page == 0 || !(r->flags & R_LOCKED) || (r->flags & R_GONE)) {
 			continue;
 		}
+		int ok;
 		if (r->kind == KIND_CHUNK) {
 			struct chunk_info *ci = r->ptr;
-			relock_range(p, ci->page, ps, 0);
+			ok = relock_range(p, ci->page, ps, 0);
+			ci->flags = (uint8_t)relocked(ci->flags, ok);
 		} else {
-			relock_range(p, tars_large_data(r), (size_t)r->npages * ps,
+			ok = relock_range(p, tars_large_data(r), (size_t)r->npages * ps,
 			    (r->flags >> R_PROT_SHIFT) == PROT_NONE);
 		}
+		r->flags = (uint16_t)relocked(r->flags, ok);
 	}
 	errno = saved;
 }
@@ -287,7 +333,7 @@ tars_pool_assign(void)
 				relock(tars_g.pools[i]);
 				tars_pool_unlock(tars_g.pools[i]);
 			}
-			tars_g.relock_pending = 1;
+			tars_g.relock_pending = 0;
 		}
 		pthread_mutex_unlock(&init_lock);
 	}

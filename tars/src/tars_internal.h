@@ -269,21 +269,46 @@ tars_init(void)
  * pair.  Once threads exist every acquisition is an atomic exchange.
  */
 void tars_pool_lock_slow(struct tars_pool *p);
+void tars_pool_wake(struct tars_pool *p);
+
 static inline void
-tars_pool_lock(struct tars_pool *p)
+tars_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+/* Lock word: 0 free, 1 held, 2 held with sleepers (futex). */
+static inline int
+tars_pool_trylock(struct tars_pool *p)
 {
 	if (likely(__libc_single_threaded)) {
 		atomic_store_explicit(&p->lock, 1, memory_order_relaxed);
-		return;
+		return 1;
 	}
-	if (unlikely(atomic_exchange_explicit(&p->lock, 1, memory_order_acquire))) {
+	int free_ = 0;
+	return atomic_compare_exchange_strong_explicit(&p->lock, &free_, 1,
+	    memory_order_acquire, memory_order_relaxed);
+}
+
+static inline void
+tars_pool_lock(struct tars_pool *p)
+{
+	if (unlikely(!tars_pool_trylock(p))) {
 		tars_pool_lock_slow(p);
 	}
 }
 static inline void
 tars_pool_unlock(struct tars_pool *p)
 {
-	atomic_store_explicit(&p->lock, 0, memory_order_release);
+	if (likely(__libc_single_threaded)) {
+		atomic_store_explicit(&p->lock, 0, memory_order_release);
+	} else if (atomic_exchange_explicit(&p->lock, 0, memory_order_release) == 2) {
+		tars_pool_wake(p);
+	}
 }
 
 TARS_NORETURN void tars_pool_corrupted(const struct tars_pool *p, const char *func);
