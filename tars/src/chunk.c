@@ -93,7 +93,7 @@ info_put(struct tars_pool *p, struct chunk_info *ci)
 void
 tars_chunk_list_insert(struct tars_pool *p, struct chunk_info *ci)
 {
-	unsigned l = tars_opt->random ? (tars_rand_u8(&p->rnd) & (TARS_NLISTS - 1)) : 0;
+	unsigned l = TARS_OPT(random) ? (tars_rand_u8(&p->rnd) & (TARS_NLISTS - 1)) : 0;
 	struct chunk_info **head = &p->lists[ci->cls][l];
 	ci->next = *head;
 	if (*head != NULL) {
@@ -165,7 +165,7 @@ tars_chunk_new_page(struct tars_pool *p, unsigned cls)
 		flags = p->run_flags & CI_POLICY;
 		p->cache_misses++;
 	} else if (p->ncached > 0) {
-		size_t i = tars_opt->random ? tars_rand_u16(&p->rnd) % p->ncached : p->ncached - 1;
+		size_t i = TARS_OPT(random) ? tars_rand_u16(&p->rnd) % p->ncached : p->ncached - 1;
 		uintptr_t e = p->cache[i];
 		page = (uint8_t *)(e & ~tars_g.page_mask);
 		if (tars_os_protect(page, ps, PROT_READ | PROT_WRITE) != 0) {
@@ -212,7 +212,7 @@ tars_chunk_new_page(struct tars_pool *p, unsigned cls)
 	}
 	if (cls != 0) {
 		p->chunk_pages++;
-		if (tars_opt->junk >= 1) {
+		if (TARS_OPT(junk) >= 1) {
 			/* Free slots hold free junk from the start, so junk=2
 			 * can verify every slot it hands out. */
 			memset(page, TARS_FREE_JUNK, ps);
@@ -249,7 +249,9 @@ tars_chunk_release(struct tars_pool *p, struct region *r, struct chunk_info *ci)
 		if (flags & CI_GONE) {
 			/* Not mapped in this process: nothing to wipe or keep. */
 			tars_os_unmap("tars_free", page, tars_g.page_size);
-		} else if (p->ncached < (size_t)tars_opt->cache &&
+		} else if (flags & CI_RETIRED) {
+			unmap_page(p, page, flags);   /* unlocked: never reused */
+		} else if (p->ncached < (size_t)TARS_OPT(cache) &&
 		    tars_os_protect(page, tars_g.page_size, PROT_NONE) == 0) {
 			p->cache[p->ncached++] = (uintptr_t)page | (flags & CI_POLICY);
 		} else {
@@ -334,6 +336,7 @@ tars_chunk_after_fork(struct tars_pool *p, struct region *r)
 		 * hold its address so that no new mapping lands on a page the
 		 * region table still names. */
 		ci->flags |= CI_GONE;
+		r->flags |= R_GONE;
 		(void)tars_os_reserve(ci->page, tars_g.page_size);
 		if (ci->pprev != NULL) {
 			tars_chunk_list_remove(p, ci);

@@ -61,7 +61,7 @@ tars_size_class(size_t size, long scheme)
 static inline struct chunk_info *
 tars_chunk_pick_page(struct tars_pool *p, unsigned cls)
 {
-	if (p->listed[cls] <= 1 || !tars_opt->random) {
+	if (p->listed[cls] <= 1 || !TARS_OPT(random)) {
 		return p->current[cls];
 	}
 	struct chunk_info **lists = p->lists[cls];
@@ -116,7 +116,7 @@ tars_chunk_alloc(struct tars_pool *p, size_t size, unsigned cls, int zero,
 			return NULL;
 		}
 	}
-	unsigned slot = tars_chunk_pick_slot(p, ci, (int)o->random);
+	unsigned slot = tars_chunk_pick_slot(p, ci, (int)tars_opt_load(&o->random));
 	ci->map[slot >> 6] &= ~(1ull << (slot & 63));
 	if (unlikely(--ci->nfree == 0)) {
 		tars_chunk_list_remove(p, ci);
@@ -125,17 +125,17 @@ tars_chunk_alloc(struct tars_pool *p, size_t size, unsigned cls, int zero,
 	uint8_t *ptr = ci->page + (size_t)slot * ssize;
 	uint16_t r = (uint16_t)size;
 	if (likely(cls != 0)) {
-		if (unlikely(o->junk == 2) && (ci->flags & CI_JUNKED)) {
+		if (unlikely(tars_opt_load(&o->junk) == 2) && (ci->flags & CI_JUNKED)) {
 			tars_chunk_junk_check(ptr, ssize, func);
 		}
 		/* Whole 16-byte units; the canary then covers the slack. */
 		size_t fill = (size + 15) & ~(size_t)15;
 		if (zero) {
 			tars_fill16(ptr, 0, fill);
-		} else if (o->junk) {
+		} else if (tars_opt_load(&o->junk)) {
 			tars_fill16(ptr, TARS_ALLOC_JUNK, fill);
 		}
-		if (size < ssize && o->canary) {
+		if (size < ssize && tars_opt_load(&o->canary)) {
 			tars_canary_fill(ptr + size, ptr + ssize);
 			r |= REQ_CANARY;
 		}
@@ -180,7 +180,7 @@ tars_chunk_free(struct tars_pool *p, struct region *r, void *ptr, size_t expect_
 		if (req & REQ_CANARY) {
 			tars_chunk_canary_check(ptr, size, ssize, func);
 		}
-		if (likely(tars_opt->junk >= 1)) {
+		if (likely(TARS_OPT(junk) >= 1)) {
 			tars_wipe16(ptr, TARS_FREE_JUNK, ssize);
 		} else {
 			tars_wipe16(ptr, 0, ssize);
@@ -190,13 +190,13 @@ tars_chunk_free(struct tars_pool *p, struct region *r, void *ptr, size_t expect_
 	ci->map[slot >> 6] |= 1ull << (slot & 63);
 	p->chunk_frees++;
 	unsigned nfree = ++ci->nfree;
-	if (unlikely(nfree == 1) && !(ci->flags & CI_GONE)) {
+	if (unlikely(nfree == 1) && !(ci->flags & CI_NOLIST)) {
 		tars_chunk_list_insert(p, ci);
 	}
 	/* An empty page goes, unless it is the class's last page with room
 	 * (then a malloc/free loop never makes a system call). */
 	if (unlikely(nfree == ci->total) &&
-	    (p->listed[ci->cls] > 1 || (ci->flags & CI_GONE))) {
+	    (p->listed[ci->cls] > 1 || (ci->flags & CI_NOLIST))) {
 		tars_chunk_release(p, r, ci);
 	}
 }
@@ -228,13 +228,13 @@ tars_chunk_alloc_fast(size_t size)
 		return NULL;
 	}
 	const struct tars_options *o = tars_opt;
-	unsigned cls = tars_size_class(size, o->classes);
+	unsigned cls = tars_size_class(size, tars_opt_load(&o->classes));
 	struct tars_rand *rnd = &p->rnd;
 	struct chunk_info *ci = p->current[cls];
-	if (unlikely(!tars_pool_ok(p) || o->junk == 2 || rnd->avail < 2)) {
+	if (unlikely(!tars_pool_ok(p) || tars_opt_load(&o->junk) == 2 || rnd->avail < 2)) {
 		goto out;
 	}
-	if (p->listed[cls] > 1 && o->random) {
+	if (p->listed[cls] > 1 && tars_opt_load(&o->random)) {
 		struct chunk_info **lists = p->lists[cls];
 		unsigned start = rnd->buf[--rnd->avail];
 		for (unsigned i = 0; i < TARS_NLISTS; i++) {
@@ -248,7 +248,7 @@ tars_chunk_alloc_fast(size_t size)
 		goto out;
 	}
 	unsigned slot = 0;
-	if (o->random) {
+	if (tars_opt_load(&o->random)) {
 		slot = (rnd->buf[--rnd->avail] * (unsigned)ci->total) >> 8;
 	}
 	uint64_t m = ci->map[slot >> 6] & (~0ull << (slot & 63));
@@ -260,11 +260,11 @@ tars_chunk_alloc_fast(size_t size)
 	ci->nfree--;
 	unsigned ssize = ci->size;
 	uint8_t *ptr = ci->page + (size_t)slot * ssize;
-	if (o->junk) {
+	if (tars_opt_load(&o->junk)) {
 		tars_fill16(ptr, TARS_ALLOC_JUNK, (size + 15) & ~(size_t)15);
 	}
 	uint16_t r = (uint16_t)size;
-	if (size < ssize && o->canary) {
+	if (size < ssize && tars_opt_load(&o->canary)) {
 		tars_canary_fill(ptr + size, ptr + ssize);
 		r |= REQ_CANARY;
 	}
@@ -314,7 +314,7 @@ tars_chunk_free_fast(void *ptr)
 	unsigned nfree = ci->nfree + 1u;
 	if (unlikely((size_t)slot * ci->size != off || slot >= ci->total ||
 	    (ci->map[slot >> 6] & (1ull << (slot & 63))) ||
-	    (ci->flags & (CI_NOACCESS | CI_GONE)) || tars_opt->junk < 1 ||
+	    (ci->flags & (CI_NOACCESS | CI_NOLIST)) || TARS_OPT(junk) < 1 ||
 	    nfree == 1 || (nfree == ci->total && p->listed[ci->cls] > 1))) {
 		goto out;
 	}

@@ -92,7 +92,7 @@ tars_large_alloc(struct tars_pool *p, size_t size, size_t align, int kind, int z
 	}
 	uint8_t *data = map + ps;
 	uint16_t flags = 0;
-	int secret = kind == KIND_KEY && tars_opt->secretmem && map_secret(data, dlen) == 0;
+	int secret = kind == KIND_KEY && TARS_OPT(secretmem) && map_secret(data, dlen) == 0;
 	if (secret) {
 		flags |= R_SECRETMEM;
 	} else if (tars_os_protect(data, dlen, PROT_READ | PROT_WRITE) != 0) {
@@ -108,10 +108,10 @@ tars_large_alloc(struct tars_pool *p, size_t size, size_t align, int kind, int z
 	}
 	flags |= pf;
 	uint8_t *ptr = data + dlen - rsize;
-	if (!zero && tars_opt->junk) {
+	if (!zero && TARS_OPT(junk)) {
 		memset(ptr, TARS_ALLOC_JUNK, size);
 	}
-	if (tars_opt->canary) {
+	if (TARS_OPT(canary)) {
 		tars_canary_fill(data, ptr);
 		tars_canary_fill(ptr + size, data + dlen);
 		flags |= R_CANARY;

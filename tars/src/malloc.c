@@ -16,7 +16,7 @@ alloc_impl(size_t size, int zero, const char *func)
 	struct tars_pool *p = tars_pool_enter(func);
 	void *ptr;
 	if (likely(size <= tars_g.chunk_max)) {
-		unsigned cls = size ? tars_size_class(size, tars_opt->classes) : 0;
+		unsigned cls = size ? tars_size_class(size, TARS_OPT(classes)) : 0;
 		ptr = tars_chunk_alloc(p, size, cls, zero, func);
 	} else {
 		ptr = tars_large_alloc(p, size, TARS_ALIGN, KIND_LARGE, zero, func);
@@ -232,7 +232,7 @@ tars_slot_size(size_t size)
 		return 0;
 	}
 	if (size <= tars_g.chunk_max) {
-		return tars_class_size[tars_size_class(size, tars_opt->classes)];
+		return tars_class_size[tars_size_class(size, TARS_OPT(classes))];
 	}
 	size_t ps = tars_g.page_size;
 	if (size > SIZE_MAX - ps - TARS_ALIGN) {

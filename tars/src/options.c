@@ -178,7 +178,7 @@ tars_option_set(const char *name, long value)
 		pthread_mutex_unlock(&opt_lock);
 		return -1;
 	}
-	*field(page, d) = value;
+	__atomic_store_n(field(page, d), value, __ATOMIC_RELAXED);
 	if (sealed && tars_os_protect(page, page_len, PROT_READ) != 0) {
 		tars_fatal("tars_option_set", "cannot re-protect the options page");
 	}
@@ -196,5 +196,5 @@ tars_option_get(const char *name)
 	}
 	tars_init_basic();
 	tars_options_init();
-	return *field((struct tars_options *)tars_opt, d);
+	return tars_opt_load(field((struct tars_options *)tars_opt, d));
 }

@@ -30,10 +30,11 @@ tars_apply_policy(struct tars_pool *p, void *addr, size_t len, uint16_t *flags,
 {
 	int saved = errno;
 	uint16_t f = 0;
-	if (!secretmem && tars_opt->dump == 0) {
+	long fork_policy = TARS_OPT(fork), mlock_policy = TARS_OPT(mlock);
+	if (!secretmem && TARS_OPT(dump) == 0) {
 		advise(addr, len, MADV_DONTDUMP, "MADV_DONTDUMP", &warned_dump);
 	}
-	if (secretmem || tars_opt->fork == 2) {
+	if (secretmem || fork_policy == 2) {
 		/* A shared memfd_secret mapping cannot be wiped on fork: it is
 		 * never inherited instead. */
 		if (tars_os_advise(addr, len, MADV_DONTFORK) == 0) {
@@ -42,7 +43,7 @@ tars_apply_policy(struct tars_pool *p, void *addr, size_t len, uint16_t *flags,
 			tars_warn_once(&warned_fork, "madvise(MADV_DONTFORK) failed: %s",
 			    strerror(errno));
 		}
-	} else if (tars_opt->fork == 1) {
+	} else if (fork_policy == 1) {
 		if (tars_os_advise(addr, len, MADV_WIPEONFORK) == 0) {
 			f |= R_WIPEFORK;
 		} else {
@@ -54,11 +55,11 @@ tars_apply_policy(struct tars_pool *p, void *addr, size_t len, uint16_t *flags,
 		/* memfd_secret pages are locked by the kernel. */
 		f |= R_LOCKED;
 		p->locked_bytes += len;
-	} else if (tars_opt->mlock >= 1) {
+	} else if (mlock_policy >= 1) {
 		if (tars_os_lock(addr, len) == 0) {
 			f |= R_LOCKED;
 			p->locked_bytes += len;
-		} else if (tars_opt->mlock == 2) {
+		} else if (mlock_policy == 2) {
 			*flags = f;
 			errno = ENOMEM;
 			return -1;

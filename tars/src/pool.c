@@ -25,7 +25,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "tars_internal.h"
+#include "chunk.h"
 
 struct tars_global tars_g;
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -264,18 +264,35 @@ relock(struct tars_pool *p)
 {
 	size_t ps = tars_g.page_size;
 	int saved = errno;
+	/* Under mlock=2 a page that cannot be locked again must not receive
+	 * new secrets: reserve and cached pages are unmapped, chunk pages
+	 * retired (their live blocks can still be freed). */
+	int strict = TARS_OPT(mlock) == 2;
 	if ((p->run_flags & R_LOCKED) && p->run_left > 0) {
 		p->run_flags = (uint16_t)relocked(p->run_flags,
 		    relock_range(p, p->run_next, p->run_left * ps, 0));
-	}
-	for (size_t c = 0; c < p->ncached; c++) {
-		uintptr_t e = p->cache[c];
-		if (e & CI_LOCKED) {
-			void *page = (void *)(e & ~tars_g.page_mask);
-			p->cache[c] = relocked((unsigned)e, relock_range(p, page, ps, 1)) |
-			    (e & ~tars_g.page_mask);
+		if (strict && (p->run_flags & R_UNLOCKED)) {
+			tars_os_unmap("fork", p->run_next, p->run_left * ps);
+			tars_unlock_stats(p, p->run_left * ps, p->run_flags);
+			p->run_left = 0;
 		}
 	}
+	size_t kept = 0;
+	for (size_t c = 0; c < p->ncached; c++) {
+		uintptr_t e = p->cache[c];
+		void *page = (void *)(e & ~tars_g.page_mask);
+		if (e & CI_LOCKED) {
+			e = relocked((unsigned)e, relock_range(p, page, ps, 1)) |
+			    (e & ~tars_g.page_mask);
+		}
+		if (strict && (e & CI_UNLOCKED)) {
+			tars_os_unmap("fork", page, ps);
+			tars_unlock_stats(p, ps, (uint16_t)(e & CI_POLICY));
+		} else {
+			p->cache[kept++] = e;
+		}
+	}
+	p->ncached = kept;
 	for (size_t s = 0; s < p->regions.cap; s++) {
 		struct region *r = &p->regions.slots[s];
 		if (r->page == 0 || !(r->flags & R_LOCKED) || (r->flags & R_GONE)) {
@@ -286,6 +303,12 @@ relock(struct tars_pool *p)
 			struct chunk_info *ci = r->ptr;
 			ok = relock_range(p, ci->page, ps, 0);
 			ci->flags = (uint8_t)relocked(ci->flags, ok);
+			if (!ok && strict) {
+				ci->flags |= CI_RETIRED;
+				if (ci->pprev != NULL) {
+					tars_chunk_list_remove(p, ci);
+				}
+			}
 		} else {
 			ok = relock_range(p, tars_large_data(r), (size_t)r->npages * ps,
 			    (r->flags >> R_PROT_SHIFT) == PROT_NONE);
@@ -304,7 +327,7 @@ tars_init_slow(void)
 		return;
 	}
 	init_basic_locked();
-	unsigned n = (unsigned)tars_opt->pools;
+	unsigned n = (unsigned)TARS_OPT(pools);
 	for (unsigned i = 0; i < n; i++) {
 		tars_g.pools[i] = pool_create(i);
 	}

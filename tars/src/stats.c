@@ -109,7 +109,7 @@ tars_stats_print(FILE *out)
 void
 tars_stats_atexit(void)
 {
-	if (tars_opt->stats) {
+	if (TARS_OPT(stats)) {
 		tars_stats_print(stderr);
 	}
 }

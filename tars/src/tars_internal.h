@@ -98,6 +98,16 @@ struct tars_options {
 /* Read-only after initialisation (the page is mprotect'ed). */
 extern const struct tars_options *tars_opt;
 
+/* Options may change (tars_option_set) while other threads allocate: each
+ * read is a relaxed atomic load (a plain load on x86 and arm64), so a
+ * reader sees the old or the new value, never a torn one. */
+static inline long
+tars_opt_load(const long *field)
+{
+	return __atomic_load_n(field, __ATOMIC_RELAXED);
+}
+#define TARS_OPT(name) tars_opt_load(&tars_opt->name)
+
 void tars_options_init(void);      /* parse TARS_OPTIONS once */
 void tars_options_seal(void);      /* make the options page read-only */
 
@@ -200,6 +210,9 @@ struct chunk_info {
 #define CI_WIPEFORK R_WIPEFORK
 #define CI_DONTFORK R_DONTFORK
 #define CI_UNLOCKED R_UNLOCKED  /* mlock=1 could not lock it */
+#define CI_RETIRED  0x80        /* frees only: a strict-mlock fork child
+                                 * could not lock it again */
+#define CI_NOLIST   (CI_GONE | CI_RETIRED) /* never hands out its slots */
 #define CI_POLICY   (CI_LOCKED | CI_UNLOCKED | CI_WIPEFORK | CI_DONTFORK)
 #define REQ_CANARY  0x8000 /* in req[]: the slack of this slot is canaried */
 

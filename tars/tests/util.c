@@ -14,12 +14,12 @@ tars_run_child(void (*fn)(void *), void *arg, struct child_result *out)
 	int fds[2];
 	memset(out, 0, sizeof(*out));
 	if (pipe(fds) != 0) {
-		cr_fatal("pipe: %s", strerror(errno));
+		cr_assert_fail("pipe: %s", strerror(errno));
 	}
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid < 0) {
-		cr_fatal("fork: %s", strerror(errno));
+		cr_assert_fail("fork: %s", strerror(errno));
 	}
 	if (pid == 0) {
 		struct rlimit nocore = {0, 0};
@@ -55,7 +55,7 @@ tars_run_child(void (*fn)(void *), void *arg, struct child_result *out)
 	int status;
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR) {
-			cr_fatal("waitpid: %s", strerror(errno));
+			cr_assert_fail("waitpid: %s", strerror(errno));
 		}
 	}
 	if (WIFSIGNALED(status)) {
