@@ -202,12 +202,14 @@ tars_chunk_free(struct tars_pool *p, struct region *r, void *ptr, size_t expect_
 }
 
 /* ------------------------------------------------------------------------
- * Leaf fast paths for tars_malloc and tars_free.  They make no calls, so
- * the compiler needs no stack frame: every check comes before the first
- * change, and anything unusual (no page with room, a page filling up or
- * emptying, junk=2, a failed check, a contended lock) returns "not done"
- * so the caller takes the general path, which handles it - or reports it:
- * a corrupted canary or a bad pointer is diagnosed there, not here.
+ * Leaf fast paths for tars_malloc and tars_free, taken while the process
+ * has a single thread: the lock is then a plain store and unlocking never
+ * has to wake a sleeper.  They make no calls, so the compiler needs no
+ * stack frame.  Every check comes before the first change, and anything
+ * unusual (threads, no page with room, a page filling up or emptying,
+ * junk=2, a failed check) returns "not done": the caller takes the general
+ * path, which handles it - or reports it, since a corrupted canary or a bad
+ * pointer is diagnosed there, not here.
  * --------------------------------------------------------------------- */
 
 static inline int
@@ -224,9 +226,10 @@ tars_chunk_alloc_fast(size_t size)
 		return NULL;
 	}
 	struct tars_pool *p = tars_g.pools[idx - 1];
-	if (unlikely(!tars_pool_trylock(p))) {
-		return NULL;
+	if (unlikely(!__libc_single_threaded)) {
+		return NULL;   /* threads: the general path locks (and may sleep) */
 	}
+	atomic_store_explicit(&p->lock, 1, memory_order_relaxed);
 	const struct tars_options *o = tars_opt;
 	unsigned cls = tars_size_class(size, tars_opt_load(&o->classes));
 	struct tars_rand *rnd = &p->rnd;
@@ -270,10 +273,10 @@ tars_chunk_alloc_fast(size_t size)
 	}
 	tars_ci_req(ci)[slot] = r;
 	p->class_mallocs[cls]++;
-	tars_pool_unlock(p);
+	atomic_store_explicit(&p->lock, 0, memory_order_release);
 	return ptr;
 out:
-	tars_pool_unlock(p);
+	atomic_store_explicit(&p->lock, 0, memory_order_release);
 	return NULL;
 }
 
@@ -286,9 +289,10 @@ tars_chunk_free_fast(void *ptr)
 		return 0;
 	}
 	struct tars_pool *p = tars_g.pools[idx - 1];
-	if (unlikely(!tars_pool_trylock(p))) {
-		return 0;
+	if (unlikely(!__libc_single_threaded)) {
+		return 0;   /* threads: the general path locks (and may sleep) */
 	}
+	atomic_store_explicit(&p->lock, 1, memory_order_relaxed);
 	uintptr_t page = (uintptr_t)ptr & ~tars_g.page_mask;
 	struct region_table *t = &p->regions;
 	struct region *r;
@@ -328,10 +332,10 @@ tars_chunk_free_fast(void *ptr)
 	ci->map[slot >> 6] |= 1ull << (slot & 63);
 	ci->nfree = (uint16_t)nfree;
 	p->chunk_frees++;
-	tars_pool_unlock(p);
+	atomic_store_explicit(&p->lock, 0, memory_order_release);
 	return 1;
 out:
-	tars_pool_unlock(p);
+	atomic_store_explicit(&p->lock, 0, memory_order_release);
 	return 0;
 }
 
