@@ -204,6 +204,7 @@ tars_chunk_new_page(struct tars_pool *p, unsigned cls)
 	ci->total = (uint16_t)total;
 	ci->nfree = (uint16_t)total;
 	ci->cls = (uint8_t)cls;
+	ci->magic = tars_class_magic[cls];
 	for (unsigned w = 0; w < total / 64; w++) {
 		ci->map[w] = ~0ull;
 	}

@@ -152,7 +152,7 @@ static inline unsigned
 tars_chunk_slot_of(struct chunk_info *ci, const void *ptr, const char *func)
 {
 	size_t off = (size_t)((const uint8_t *)ptr - ci->page);
-	unsigned slot = (unsigned)((off * tars_class_magic[ci->cls]) >> 32);
+	unsigned slot = (unsigned)((off * ci->magic) >> 32);
 	if (unlikely((size_t)slot * ci->size != off || slot >= ci->total)) {
 		tars_chunk_bad_pointer(ci, ptr, func);
 	}
@@ -231,13 +231,14 @@ tars_chunk_alloc_fast(size_t size)
 	}
 	atomic_store_explicit(&p->lock, 1, memory_order_relaxed);
 	const struct tars_options *o = tars_opt;
+	long junk = tars_opt_load(&o->junk), random = tars_opt_load(&o->random);
 	unsigned cls = tars_size_class(size, tars_opt_load(&o->classes));
 	struct tars_rand *rnd = &p->rnd;
 	struct chunk_info *ci = p->current[cls];
-	if (unlikely(!tars_pool_ok(p) || tars_opt_load(&o->junk) == 2 || rnd->avail < 2)) {
+	if (unlikely(!tars_pool_ok(p) || junk == 2 || rnd->avail < 2)) {
 		goto out;
 	}
-	if (p->listed[cls] > 1 && tars_opt_load(&o->random)) {
+	if (p->listed[cls] > 1 && random) {
 		struct chunk_info **lists = p->lists[cls];
 		unsigned start = rnd->buf[--rnd->avail];
 		for (unsigned i = 0; i < TARS_NLISTS; i++) {
@@ -251,7 +252,7 @@ tars_chunk_alloc_fast(size_t size)
 		goto out;
 	}
 	unsigned slot = 0;
-	if (tars_opt_load(&o->random)) {
+	if (random) {
 		slot = (rnd->buf[--rnd->avail] * (unsigned)ci->total) >> 8;
 	}
 	uint64_t m = ci->map[slot >> 6] & (~0ull << (slot & 63));
@@ -263,7 +264,7 @@ tars_chunk_alloc_fast(size_t size)
 	ci->nfree--;
 	unsigned ssize = ci->size;
 	uint8_t *ptr = ci->page + (size_t)slot * ssize;
-	if (tars_opt_load(&o->junk)) {
+	if (junk) {
 		tars_fill16(ptr, TARS_ALLOC_JUNK, (size + 15) & ~(size_t)15);
 	}
 	uint16_t r = (uint16_t)size;
@@ -313,8 +314,8 @@ tars_chunk_free_fast(void *ptr)
 		goto out;
 	}
 	struct chunk_info *ci = r->ptr;
-	size_t off = (size_t)((uint8_t *)ptr - ci->page);
-	unsigned slot = (unsigned)((off * tars_class_magic[ci->cls]) >> 32);
+	size_t off = (size_t)((uintptr_t)ptr - page);   /* page == ci->page */
+	unsigned slot = (unsigned)((off * ci->magic) >> 32);
 	unsigned nfree = ci->nfree + 1u;
 	if (unlikely((size_t)slot * ci->size != off || slot >= ci->total ||
 	    (ci->map[slot >> 6] & (1ull << (slot & 63))) ||

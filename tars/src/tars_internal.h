@@ -199,6 +199,7 @@ struct chunk_info {
 	uint16_t nfree;
 	uint8_t cls;
 	uint8_t flags;               /* CI_* */
+	uint32_t magic;              /* tars_class_magic[cls], at hand */
 	uint64_t map[];              /* free bitmap (1 = free), then uint16 req[] */
 };
 /* chunk_info flags share their values with the region flags R_* where they
