@@ -117,6 +117,9 @@ tars_chunk_list_remove(struct tars_pool *p, struct chunk_info *ci)
 	ci->pprev = NULL;
 	ci->next = NULL;
 	p->listed[ci->cls]--;
+	if (p->spare[ci->cls] == ci) {
+		p->spare[ci->cls] = NULL;
+	}
 	if (p->current[ci->cls] == ci) {
 		struct chunk_info *next = NULL;
 		for (unsigned i = 0; i < TARS_NLISTS && next == NULL; i++) {

@@ -75,6 +75,21 @@ tars_chunk_pick_page(struct tars_pool *p, unsigned cls)
 	return NULL;
 }
 
+/*
+ * Each class keeps one empty page (its spare) besides its partly used
+ * ones; a page that empties while another empty page exists is released.
+ * So a malloc/free loop never makes a system call, and churn does not
+ * cycle a page through the cache (two mprotects) whenever one happens to
+ * empty.  The spare pointer may name a page that has been used since: it
+ * counts only while that page is still empty.
+ */
+static inline int
+tars_chunk_has_spare(const struct tars_pool *p, const struct chunk_info *ci)
+{
+	const struct chunk_info *s = p->spare[ci->cls];
+	return s != NULL && s != ci && s->nfree == s->total;
+}
+
 /* The first free slot at or after a random index (wrapping). */
 static inline unsigned
 tars_chunk_pick_slot(struct tars_pool *p, struct chunk_info *ci, int random)
@@ -193,11 +208,12 @@ tars_chunk_free(struct tars_pool *p, struct region *r, void *ptr, size_t expect_
 	if (unlikely(nfree == 1) && !(ci->flags & CI_NOLIST)) {
 		tars_chunk_list_insert(p, ci);
 	}
-	/* An empty page goes, unless it is the class's last page with room
-	 * (then a malloc/free loop never makes a system call). */
-	if (unlikely(nfree == ci->total) &&
-	    (p->listed[ci->cls] > 1 || (ci->flags & CI_NOLIST))) {
-		tars_chunk_release(p, r, ci);
+	if (unlikely(nfree == ci->total)) {
+		if ((ci->flags & CI_NOLIST) || tars_chunk_has_spare(p, ci)) {
+			tars_chunk_release(p, r, ci);
+		} else {
+			p->spare[ci->cls] = ci;
+		}
 	}
 }
 
@@ -320,8 +336,8 @@ tars_chunk_free_fast(void *ptr)
 	if (unlikely((size_t)slot * ci->size != off || slot >= ci->total ||
 	    (ci->map[slot >> 6] & (1ull << (slot & 63))) ||
 	    (ci->flags & (CI_NOACCESS | CI_NOLIST)) || TARS_OPT(junk) < 1 ||
-	    nfree == 1 || (nfree == ci->total && p->listed[ci->cls] > 1))) {
-		goto out;
+	    nfree == 1 || (nfree == ci->total && tars_chunk_has_spare(p, ci)))) {
+		goto out;   /* the general path releases the page */
 	}
 	uint16_t req = tars_ci_req(ci)[slot];
 	unsigned ssize = ci->size;
@@ -332,6 +348,9 @@ tars_chunk_free_fast(void *ptr)
 	tars_wipe16(ptr, TARS_FREE_JUNK, ssize);
 	ci->map[slot >> 6] |= 1ull << (slot & 63);
 	ci->nfree = (uint16_t)nfree;
+	if (nfree == ci->total) {
+		p->spare[ci->cls] = ci;
+	}
 	p->chunk_frees++;
 	atomic_store_explicit(&p->lock, 0, memory_order_release);
 	return 1;

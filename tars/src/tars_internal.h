@@ -225,6 +225,9 @@ struct tars_pool {
 	struct tars_rand rnd;
 	struct chunk_info *lists[TARS_NCLASSES][TARS_NLISTS];
 	size_t listed[TARS_NCLASSES];      /* pages in the class lists */
+	struct chunk_info *spare[TARS_NCLASSES]; /* an empty page the class
+	                                    * keeps, or NULL (may have been
+	                                    * used since: check nfree) */
 	struct chunk_info *current[TARS_NCLASSES]; /* a listed page, or NULL:
 	                                    * the pick when there is no choice */
 	struct region_table regions;
