@@ -203,7 +203,6 @@ tars_chunk_free(struct tars_pool *p, struct region *r, void *ptr, size_t expect_
 		}
 	}
 	ci->map[slot >> 6] |= 1ull << (slot & 63);
-	p->chunk_frees++;
 	unsigned nfree = ++ci->nfree;
 	if (unlikely(nfree == 1) && !(ci->flags & CI_NOLIST)) {
 		tars_chunk_list_insert(p, ci);
@@ -351,7 +350,6 @@ tars_chunk_free_fast(void *ptr)
 	if (nfree == ci->total) {
 		p->spare[ci->cls] = ci;
 	}
-	p->chunk_frees++;
 	atomic_store_explicit(&p->lock, 0, memory_order_release);
 	return 1;
 out:

@@ -7,10 +7,10 @@
 
 #include "tars_internal.h"
 
-/* Requested and slot bytes of live chunks, counted from the pages: the hot
- * path keeps no running totals (fewer stores per malloc and free). */
+/* Live chunks, their requested and slot bytes, counted from the pages: the
+ * hot path keeps no running totals (fewer stores per malloc and free). */
 static void
-chunk_bytes(struct tars_pool *p, size_t *requested, size_t *reserved)
+chunk_live(struct tars_pool *p, size_t *count, size_t *requested, size_t *reserved)
 {
 	for (size_t i = 0; i < p->regions.cap; i++) {
 		const struct region *r = &p->regions.slots[i];
@@ -18,6 +18,7 @@ chunk_bytes(struct tars_pool *p, size_t *requested, size_t *reserved)
 			continue;
 		}
 		struct chunk_info *ci = r->ptr;
+		*count += (size_t)(ci->total - ci->nfree);
 		if (ci->cls == 0 || ci->nfree == ci->total) {
 			continue;
 		}
@@ -60,9 +61,10 @@ tars_stats_get(struct tars_stats *s)
 			s->unlocked_bytes += p->unlocked_bytes;
 			s->live_requested += p->block_requested;
 			s->live_reserved += p->block_reserved;
-			chunk_bytes(p, &s->live_requested, &s->live_reserved);
+			size_t chunks = 0;
+			chunk_live(p, &chunks, &s->live_requested, &s->live_reserved);
+			s->live_count += p->block_mallocs - p->block_frees + chunks;
 			s->mallocs += p->block_mallocs;
-			s->frees += p->block_frees + p->chunk_frees;
 			s->cache_hits += p->cache_hits;
 			s->cache_misses += p->cache_misses;
 			for (unsigned c = 0; c < TARS_NCLASSES; c++) {
@@ -72,7 +74,9 @@ tars_stats_get(struct tars_stats *s)
 			tars_pool_unlock(p);
 		}
 	}
-	s->live_count = (size_t)(s->mallocs - s->frees);
+	/* Chunk frees are not counted either: all chunks ever allocated, less
+	 * those still live. */
+	s->frees = s->mallocs - s->live_count;
 	s->meta_pages = (size_t)atomic_load(&tars_meta_pages);
 	s->protect_changes = atomic_load(&tars_mprotects);
 	s->syscalls = atomic_load(&tars_syscalls);

@@ -243,7 +243,7 @@ struct tars_pool {
 	size_t locked_bytes, unlocked_bytes;
 	size_t block_requested;            /* bytes requested by live large/key */
 	size_t block_reserved;             /* their data pages, in bytes */
-	uint64_t block_mallocs, block_frees, chunk_frees, cache_hits, cache_misses;
+	uint64_t block_mallocs, block_frees, cache_hits, cache_misses;
 	uint64_t class_mallocs[TARS_NCLASSES];
 	uint64_t canary2;            /* ~canary1 */
 };
