@@ -125,7 +125,7 @@ void *tars_malloc_key(size_t size);
 
 /* Like tars_realloc for keys: a new key with the old contents (truncated
  * or junk-extended), readable and writable; the old one is wiped and freed.
- * ptr must be a key (or NULL); the old key must be readable. */
+ * ptr must be a key (or NULL), open or closed (it is opened to copy it). */
 TARS_API TARS_WUR TARS_ALLOC_SIZE(2)
 void *tars_realloc_key(void *ptr, size_t size);
 
