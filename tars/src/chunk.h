@@ -236,11 +236,10 @@ tars_pool_ok(const struct tars_pool *p)
 static inline void *
 tars_chunk_alloc_fast(size_t size)
 {
-	unsigned idx = tars_tls_pool;
-	if (unlikely(idx == 0 || size - 1 >= TARS_CHUNK_MAX)) {
+	struct tars_pool *p = tars_tls_pool;
+	if (unlikely(p == NULL || size - 1 >= TARS_CHUNK_MAX)) {
 		return NULL;
 	}
-	struct tars_pool *p = tars_g.pools[idx - 1];
 	if (unlikely(!__libc_single_threaded)) {
 		return NULL;   /* threads: the general path locks (and may sleep) */
 	}
@@ -300,11 +299,10 @@ out:
 static inline int
 tars_chunk_free_fast(void *ptr)
 {
-	unsigned idx = tars_tls_pool;
-	if (unlikely(idx == 0)) {
+	struct tars_pool *p = tars_tls_pool;
+	if (unlikely(p == NULL)) {
 		return 0;
 	}
-	struct tars_pool *p = tars_g.pools[idx - 1];
 	if (unlikely(!__libc_single_threaded)) {
 		return 0;   /* threads: the general path locks (and may sleep) */
 	}

@@ -29,7 +29,7 @@
 
 struct tars_global tars_g;
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
-_Thread_local unsigned tars_tls_pool;
+_Thread_local struct tars_pool *tars_tls_pool;
 
 _Static_assert(sizeof(struct tars_pool) <= 2048, "pool must fit half a page");
 
@@ -214,10 +214,10 @@ fork_child(void)
 	/* Memory locks are not inherited: the child's pages must be locked
 	 * again before it puts secrets in them.  That is done on the child's
 	 * first call into tars (see relock), not here, so that fork+exec pays
-	 * nothing; clearing the thread's pool index routes that first call
+	 * nothing; clearing the thread's pool pointer routes that first call
 	 * through tars_pool_assign. */
 	tars_g.relock_pending = 1;
-	tars_tls_pool = 0;
+	tars_tls_pool = NULL;
 	for (unsigned i = tars_g.npools; i-- > 0;) {
 		tars_pool_unlock(tars_g.pools[i]);
 	}
@@ -344,7 +344,7 @@ tars_init_slow(void)
 	pthread_mutex_unlock(&init_lock);
 }
 
-unsigned
+struct tars_pool *
 tars_pool_assign(void)
 {
 	tars_init();
@@ -360,9 +360,9 @@ tars_pool_assign(void)
 		}
 		pthread_mutex_unlock(&init_lock);
 	}
-	unsigned idx = atomic_fetch_add(&tars_g.next_pool, 1) % tars_g.npools + 1;
-	tars_tls_pool = idx;
-	return idx;
+	unsigned idx = atomic_fetch_add(&tars_g.next_pool, 1) % tars_g.npools;
+	tars_tls_pool = tars_g.pools[idx];
+	return tars_tls_pool;
 }
 
 /* ptr's page is not in `first` (locked): unlock it and try the others. */

@@ -340,21 +340,22 @@ tars_pool_check(const struct tars_pool *p, const char *func)
 	}
 }
 
-extern _Thread_local unsigned tars_tls_pool
-    __attribute__((tls_model("initial-exec")));   /* pool index + 1; 0 = none */
-unsigned tars_pool_assign(void);
+/* The calling thread's pool; NULL until its first call (one TLS load on
+ * the hot path, no index to look up). */
+extern _Thread_local struct tars_pool *tars_tls_pool
+    __attribute__((tls_model("initial-exec")));
+struct tars_pool *tars_pool_assign(void);
 
 /* The calling thread's pool, locked and checked. */
 static inline struct tars_pool *
 tars_pool_enter(const char *func)
 {
-	/* A thread gets its pool index only after initialisation, so a set
-	 * index also says the allocator is ready. */
-	unsigned idx = tars_tls_pool;
-	if (unlikely(idx == 0)) {
-		idx = tars_pool_assign();
+	/* A thread gets its pool only after initialisation, so a set pool
+	 * also says the allocator is ready. */
+	struct tars_pool *p = tars_tls_pool;
+	if (unlikely(p == NULL)) {
+		p = tars_pool_assign();
 	}
-	struct tars_pool *p = tars_g.pools[idx - 1];
 	tars_pool_lock(p);
 	tars_pool_check(p, func);
 	return p;
