@@ -25,86 +25,13 @@
 
 #define SENTINEL 0x7a5e
 
-/* In a child: report a failed check on stderr and exit 1. */
-#define CHILD_CHECK(cond) do {                                               \
-	if (!(cond)) {                                                       \
-		fprintf(stderr, "%s:%d: check failed: %s (errno %d)\n",      \
-		    __FILE__, __LINE__, #cond, errno);                       \
-		_exit(1);                                                    \
-	}                                                                    \
-} while (0)
-
-/* Every test starts from the documented defaults, whatever TARS_OPTIONS the
- * suite was started with (a test may set its own before its first call). */
-static void
-no_env(void)
-{
-	unsetenv("TARS_OPTIONS");
-}
 TestSuite(api, .init = no_env);
 TestSuite(layout, .init = no_env);
-
-
-static size_t
-page_size(void)
-{
-	return (size_t)sysconf(_SC_PAGESIZE);
-}
-
-/* Values and pointers the compiler cannot see through (deliberate misuse
- * must not be diagnosed at compile time or optimized away). */
-static size_t
-hide(size_t n)
-{
-	volatile size_t v = n;
-	return v;
-}
-
-static volatile unsigned char *
-launder(void *p)
-{
-	__asm__ volatile("" : "+r"(p));
-	return p;
-}
 
 static size_t
 round16(size_t n)
 {
 	return (n + 15) & ~(size_t)15;
-}
-
-static int
-all_bytes(const void *p, size_t len, unsigned char c)
-{
-	const unsigned char *b = p;
-	for (size_t i = 0; i < len; i++) {
-		if (b[i] != c) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
-/* A pattern that differs per block and per byte. */
-static void
-fill(void *p, size_t len, unsigned seed)
-{
-	unsigned char *b = p;
-	for (size_t i = 0; i < len; i++) {
-		b[i] = (unsigned char)(seed * 131u + i * 7u + (i >> 8));
-	}
-}
-
-static int
-check(const void *p, size_t len, unsigned seed)
-{
-	const unsigned char *b = p;
-	for (size_t i = 0; i < len; i++) {
-		if (b[i] != (unsigned char)(seed * 131u + i * 7u + (i >> 8))) {
-			return 0;
-		}
-	}
-	return 1;
 }
 
 /* Interesting sizes around every boundary up to three pages. */
@@ -155,8 +82,8 @@ Test(api, malloc_every_size_up_to_three_pages)
 			cr_assert_eq((uintptr_t)p % 16, 0, "malloc(%zu) = %p", size, (void *)p);
 		}
 		cr_assert_eq(tars_usable_size(p), size, "usable_size(malloc(%zu))", size);
-		fill(p, size, (unsigned)size);
-		cr_assert(check(p, size, (unsigned)size), "size %zu", size);
+		fill_seeded(p, size, (unsigned)size);
+		cr_assert(check_seeded(p, size, (unsigned)size), "size %zu", size);
 		if (size & 1) {
 			tars_freezero(p, size);
 		} else {
@@ -479,11 +406,11 @@ Test(api, realloc_keeps_the_contents)
 			size_t from = sizes[i], to = sizes[j];
 			unsigned char *p = tars_malloc(from);
 			cr_assert_not_null(p);
-			fill(p, from, (unsigned)(i * 1000 + j));
+			fill_seeded(p, from, (unsigned)(i * 1000 + j));
 			unsigned char *q = tars_realloc(p, to);
 			cr_assert_not_null(q, "realloc(%zu -> %zu)", from, to);
 			size_t keep = from < to ? from : to;
-			cr_assert(check(q, keep, (unsigned)(i * 1000 + j)),
+			cr_assert(check_seeded(q, keep, (unsigned)(i * 1000 + j)),
 			    "realloc(%zu -> %zu) lost the contents", from, to);
 			cr_assert_eq(tars_usable_size(q), to);
 			if (to > from) {
@@ -524,27 +451,27 @@ Test(api, failed_realloc_leaves_the_block_intact)
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		unsigned char *p = tars_malloc(sizes[i]);
 		cr_assert_not_null(p);
-		fill(p, sizes[i], 77);
+		fill_seeded(p, sizes[i], 77);
 		errno = 0;
 		cr_assert_null(tars_realloc(p, hide(SIZE_MAX)));
 		cr_assert_eq(errno, ENOMEM);
 		errno = 0;
 		cr_assert_null(tars_realloc(p, (size_t)1 << 50));
 		cr_assert_eq(errno, ENOMEM);
-		cr_assert(check(p, sizes[i], 77), "failed realloc touched the block");
+		cr_assert(check_seeded(p, sizes[i], 77), "failed realloc touched the block");
 		cr_assert_eq(tars_usable_size(p), sizes[i]);
 		/* Still live and still the same size. */
 		tars_freezero(p, sizes[i]);
 	}
 	unsigned char *k = tars_malloc_key(100);
 	cr_assert_not_null(k);
-	fill(k, 100, 5);
+	fill_seeded(k, 100, 5);
 	cr_assert_eq(tars_protect_none(k), 0);
 	errno = 0;
 	cr_assert_null(tars_realloc_key(k, hide(SIZE_MAX)));
 	cr_assert_eq(errno, ENOMEM);
 	cr_assert_eq(tars_protect_read(k), 0);
-	cr_assert(check(k, 100, 5));
+	cr_assert(check_seeded(k, 100, 5));
 	tars_freezero(k, 100);
 }
 
@@ -572,11 +499,11 @@ Test(api, aligned_alloc_every_power_of_two_up_to_the_page)
 				cr_assert_eq((uintptr_t)p % 16, 0);
 			}
 			cr_assert_geq(tars_usable_size(p), s);
-			fill(p, s, (unsigned)(al + s));
+			fill_seeded(p, s, (unsigned)(al + s));
 			ptrs[i] = p;
 		}
 		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-			cr_assert(check(ptrs[i], sizes[i], (unsigned)(al + sizes[i])),
+			cr_assert(check_seeded(ptrs[i], sizes[i], (unsigned)(al + sizes[i])),
 			    "aligned_alloc(%zu, %zu) block overwritten", al, sizes[i]);
 			tars_freezero(ptrs[i], sizes[i]);
 		}
@@ -613,8 +540,8 @@ Test(api, key_allocations_start_readable_and_writable)
 			cr_assert_eq((uintptr_t)k % 16, 0);
 		}
 		cr_assert_eq(tars_usable_size(k), size);
-		fill(k, size, (unsigned)size);
-		cr_assert(check(k, size, (unsigned)size));
+		fill_seeded(k, size, (unsigned)size);
+		cr_assert(check_seeded(k, size, (unsigned)size));
 		tars_freezero(k, size);
 	}
 	struct tars_stats s;
@@ -629,9 +556,9 @@ key_read_after_protect_read(void *arg)
 	size_t size = (size_t)(uintptr_t)arg;
 	unsigned char *k = tars_malloc_key(size);
 	CHILD_CHECK(k != NULL);
-	fill(k, size, 9);
+	fill_seeded(k, size, 9);
 	CHILD_CHECK(tars_protect_read(k) == 0);
-	CHILD_CHECK(check(k, size, 9));
+	CHILD_CHECK(check_seeded(k, size, 9));
 	CHILD_CHECK(tars_protect_none(k) == 0);
 	CHILD_CHECK(tars_protect_write(k) == 0);
 	volatile unsigned char *vk = k;  /* writable again */
@@ -641,7 +568,7 @@ key_read_after_protect_read(void *arg)
 	vk[size - 1] ^= 1;
 	CHILD_CHECK(tars_protect_read(k) == 0);
 	CHILD_CHECK(tars_protect_read(k) == 0); /* idempotent */
-	CHILD_CHECK(check(k, size, 9));
+	CHILD_CHECK(check_seeded(k, size, 9));
 	tars_freezero(k, size);  /* a read-only key can be freed */
 }
 
@@ -730,7 +657,7 @@ Test(api, realloc_key_keeps_the_contents_and_stays_a_key)
 			size_t from = sizes[i], to = sizes[j];
 			unsigned char *k = tars_malloc_key(from);
 			cr_assert_not_null(k);
-			fill(k, from, (unsigned)(i + 10 * j));
+			fill_seeded(k, from, (unsigned)(i + 10 * j));
 			/* The old key may be closed (read-only or none). */
 			if (j % 2) {
 				cr_assert_eq(tars_protect_read(k), 0);
@@ -738,7 +665,7 @@ Test(api, realloc_key_keeps_the_contents_and_stays_a_key)
 			unsigned char *n = tars_realloc_key(k, to);
 			cr_assert_not_null(n, "realloc_key(%zu -> %zu)", from, to);
 			size_t keep = from < to ? from : to;
-			cr_assert(check(n, keep, (unsigned)(i + 10 * j)),
+			cr_assert(check_seeded(n, keep, (unsigned)(i + 10 * j)),
 			    "realloc_key(%zu -> %zu) lost the contents", from, to);
 			/* Readable and writable, and still a key. */
 			memset(n, 0x3c, to);
@@ -763,11 +690,11 @@ Test(api, realloc_of_a_key_stays_a_key)
 {
 	unsigned char *k = tars_malloc_key(100);
 	cr_assert_not_null(k);
-	fill(k, 100, 3);
+	fill_seeded(k, 100, 3);
 	cr_assert_eq(tars_protect_none(k), 0);
 	unsigned char *n = tars_realloc(k, 300);
 	cr_assert_not_null(n);
-	cr_assert(check(n, 100, 3));
+	cr_assert(check_seeded(n, 100, 3));
 	struct tars_stats s;
 	tars_stats_get(&s);
 	cr_assert_eq(s.key_count, 1);

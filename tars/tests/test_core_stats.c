@@ -14,29 +14,7 @@
 #include "tars.h"
 #include "util.h"
 
-/* Every test starts from the documented defaults, whatever TARS_OPTIONS the
- * suite was started with (a test may set its own before its first call). */
-static void
-no_env(void)
-{
-	unsetenv("TARS_OPTIONS");
-}
 TestSuite(stats, .init = no_env);
-
-
-static size_t
-page_size(void)
-{
-	return (size_t)sysconf(_SC_PAGESIZE);
-}
-
-/* A value the compiler cannot see (a deliberately impossible request). */
-static size_t
-hide(size_t n)
-{
-	volatile size_t v = n;
-	return v;
-}
 
 static struct tars_stats
 snap(void)

@@ -22,40 +22,7 @@
 #include "tars.h"
 #include "util.h"
 
-/* Every test starts from the documented defaults, whatever TARS_OPTIONS the
- * suite was started with (a test may set its own before its first call). */
-static void
-no_env(void)
-{
-	unsetenv("TARS_OPTIONS");
-}
 TestSuite(threads, .init = no_env);
-
-
-static size_t
-page_size(void)
-{
-	return (size_t)sysconf(_SC_PAGESIZE);
-}
-
-static void
-fill(unsigned char *p, size_t len, unsigned seed)
-{
-	for (size_t i = 0; i < len; i++) {
-		p[i] = (unsigned char)(seed + i * 13u);
-	}
-}
-
-static int
-check(const unsigned char *p, size_t len, unsigned seed)
-{
-	for (size_t i = 0; i < len; i++) {
-		if (p[i] != (unsigned char)(seed + i * 13u)) {
-			return 0;
-		}
-	}
-	return 1;
-}
 
 struct made {
 	unsigned char *chunk, *large, *key, *zero;
@@ -71,9 +38,9 @@ allocate_and_exit(void *arg)
 	m->key = tars_malloc_key(48);
 	m->zero = tars_malloc(0);
 	if (m->chunk && m->large && m->key) {
-		fill(m->chunk, 100, 1);
-		fill(m->large, m->large_size, 2);
-		fill(m->key, 48, 3);
+		fill_seeded(m->chunk, 100, 1);
+		fill_seeded(m->large, m->large_size, 2);
+		fill_seeded(m->key, 48, 3);
 		if (tars_protect_read(m->key) != 0) {
 			m->key = NULL;
 		}
@@ -98,15 +65,15 @@ Test(threads, blocks_outlive_their_thread)
 	cr_assert_eq(s.pools, 4);
 	for (int i = 0; i < T; i++) {
 		cr_assert(m[i].chunk && m[i].large && m[i].key && m[i].zero);
-		cr_assert(check(m[i].chunk, 100, 1));
-		cr_assert(check(m[i].large, m[i].large_size, 2));
-		cr_assert(check(m[i].key, 48, 3));
+		cr_assert(check_seeded(m[i].chunk, 100, 1));
+		cr_assert(check_seeded(m[i].large, m[i].large_size, 2));
+		cr_assert(check_seeded(m[i].key, 48, 3));
 		cr_assert_eq(tars_usable_size(m[i].chunk), 100);
 		/* Still owned by the dead thread's pool, usable from here. */
 		cr_assert_eq(tars_protect_write(m[i].key), 0);
 		unsigned char *r = tars_realloc(m[i].chunk, 200);
 		cr_assert_not_null(r);
-		cr_assert(check(r, 100, 1));
+		cr_assert(check_seeded(r, 100, 1));
 		tars_free(r);
 		tars_freezero(m[i].large, m[i].large_size);
 		tars_freezero(m[i].key, 48);

@@ -37,15 +37,6 @@
 
 #define BUG __attribute__((noinline, optimize(0)))
 
-/* In a child: report a failed check on stderr and exit 1. */
-#define CHILD_CHECK(cond) do {                                               \
-	if (!(cond)) {                                                       \
-		fprintf(stderr, "%s:%d: check failed: %s (errno %d)\n",      \
-		    __FILE__, __LINE__, #cond, errno);                       \
-		_exit(1);                                                    \
-	}                                                                    \
-} while (0)
-
 /*
  * How a child runs: as forked (the general paths), or single-threaded (the
  * fast paths; see the top of the file).

@@ -28,15 +28,6 @@
 #include "tars.h"
 #include "util.h"
 
-/* In a child: report a failed check on stderr and exit 1. */
-#define CHILD_CHECK(cond) do {                                               \
-	if (!(cond)) {                                                       \
-		fprintf(stderr, "%s:%d: check failed: %s (errno %d)\n",      \
-		    __FILE__, __LINE__, #cond, errno);                       \
-		_exit(1);                                                    \
-	}                                                                    \
-} while (0)
-
 static const unsigned char pattern[32] = "0123456789abcdefghijklmnopqrstu";
 
 /* A key holding `pattern`, through a buffer as a user would make it. */
@@ -97,65 +88,12 @@ perms_of(const volatile void *addr, char perms[5])
 	    perms_, (want));                                                 \
 } while (0)
 
-static ssize_t
-peek(const volatile void *addr, void *out, size_t len)
-{
-	int fd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		return -1;
-	}
-	ssize_t n = pread(fd, out, len, (off_t)(uintptr_t)addr);
-	int saved = errno;
-	(void)close(fd);
-	errno = saved;
-	return n;
-}
-
 static uint64_t
 protect_changes(void)
 {
 	struct tars_stats st;
 	tars_stats_get(&st);
 	return st.protect_changes;
-}
-
-/*
- * In a child only (irreversible): make system call nr fail with err; if
- * arg >= 0, only when the low 32 bits of that argument equal val.
- */
-static void
-deny_syscall(long nr, int arg, unsigned int val, int err)
-{
-#if defined(__x86_64__)
-	const unsigned int arch = AUDIT_ARCH_X86_64;
-#elif defined(__aarch64__)
-	const unsigned int arch = AUDIT_ARCH_AARCH64;
-#else
-	fprintf(stderr, "deny_syscall: unsupported architecture\n");
-	_exit(1);
-#endif
-	/* Without an argument test, compare the number with itself. */
-	unsigned int off = arg < 0 ? (unsigned int)offsetof(struct seccomp_data, nr) :
-	    (unsigned int)offsetof(struct seccomp_data, args[arg]);
-	if (arg < 0) {
-		val = (unsigned int)nr;
-	}
-	struct sock_filter code[] = {
-		/* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-		/* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 0, 5),
-		/* 2 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		/* 3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned int)nr, 0, 3),
-		/* 4 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, off),
-		/* 5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, val, 0, 1),
-		/* 6 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned int)err & SECCOMP_RET_DATA)),
-		/* 7 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog prog = {
-		.len = (unsigned short)(sizeof(code) / sizeof(code[0])),
-		.filter = code,
-	};
-	CHILD_CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0);
-	CHILD_CHECK(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0);
 }
 
 /* --------------------------------------------------------------- making */

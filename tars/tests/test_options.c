@@ -19,31 +19,14 @@
 #include "tars.h"
 #include "util.h"
 
-/* In a child: report a failed check on stderr and exit 1. */
-#define CHILD_CHECK(cond) do {                                               \
-	if (!(cond)) {                                                       \
-		fprintf(stderr, "%s:%d: check failed: %s (errno %d)\n",      \
-		    __FILE__, __LINE__, #cond, errno);                       \
-		_exit(1);                                                    \
-	}                                                                    \
-} while (0)
-
 struct opt {
 	const char *name;
 	long min, max, def;
 };
 
-/* The table documented in tars.h. */
-/* Every test starts from the documented defaults, whatever TARS_OPTIONS the
- * suite was started with (a test may set its own before its first call). */
-static void
-no_env(void)
-{
-	unsetenv("TARS_OPTIONS");
-}
 TestSuite(options, .init = no_env);
 
-
+/* The table documented in tars.h. */
 static const struct opt opts[] = {
 	{"junk", 0, 2, 1},
 	{"canary", 0, 1, 1},
@@ -58,43 +41,6 @@ static const struct opt opts[] = {
 	{"stats", 0, 1, 0},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
-
-static size_t
-page_size(void)
-{
-	return (size_t)sysconf(_SC_PAGESIZE);
-}
-
-/* A pointer the compiler cannot reason about (deliberate out-of-request
- * accesses must not be diagnosed or optimized away). */
-static volatile unsigned char *
-launder(void *p)
-{
-	__asm__ volatile("" : "+r"(p));
-	return p;
-}
-
-static size_t
-count_substr(const char *hay, const char *needle)
-{
-	size_t n = 0;
-	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle)) {
-		n++;
-	}
-	return n;
-}
-
-static int
-all_bytes(const void *p, size_t len, unsigned char c)
-{
-	const unsigned char *b = p;
-	for (size_t i = 0; i < len; i++) {
-		if (b[i] != c) {
-			return 0;
-		}
-	}
-	return 1;
-}
 
 /* ---------------------------------------------------------------- get/set */
 

@@ -29,55 +29,10 @@
 #include "tars.h"
 #include "util.h"
 
-/* In a child: report a failed check on stderr and exit 1. */
-#define CHILD_CHECK(cond) do {                                               \
-	if (!(cond)) {                                                       \
-		fprintf(stderr, "%s:%d: check failed: %s (errno %d)\n",      \
-		    __FILE__, __LINE__, #cond, errno);                       \
-		_exit(1);                                                    \
-	}                                                                    \
-} while (0)
-
 #define SKIP_EXIT 77
 
-/* Every test starts from the documented defaults, whatever TARS_OPTIONS the
- * suite was started with (a test may set its own before its first call). */
-static void
-no_env(void)
-{
-	unsetenv("TARS_OPTIONS");
-}
 TestSuite(pages, .init = no_env);
 TestSuite(mlock, .init = no_env);
-
-
-static size_t
-page_size(void)
-{
-	return (size_t)sysconf(_SC_PAGESIZE);
-}
-
-static int
-all_bytes(const void *p, size_t len, unsigned char c)
-{
-	const unsigned char *b = p;
-	for (size_t i = 0; i < len; i++) {
-		if (b[i] != c) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
-static size_t
-count_substr(const char *hay, const char *needle)
-{
-	size_t n = 0;
-	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle)) {
-		n++;
-	}
-	return n;
-}
 
 /* One block of each kind of data page. */
 struct blocks {

@@ -48,15 +48,6 @@
 #define SANITIZED_SHADOW 0
 #endif
 
-/* In a child: report a failed check on stderr and exit 1. */
-#define CHILD_CHECK(cond) do {                                               \
-	if (!(cond)) {                                                       \
-		fprintf(stderr, "%s:%d: check failed: %s (errno %d)\n",      \
-		    __FILE__, __LINE__, #cond, errno);                       \
-		_exit(1);                                                    \
-	}                                                                    \
-} while (0)
-
 /* A secret: its home in tars memory and the masked copy to search for. */
 struct secret {
 	volatile uint8_t *where;
@@ -97,22 +88,6 @@ count_in(const uint8_t *hay, size_t len, const uint8_t *masked)
 		found += j == SECRET_LEN;
 	}
 	return found;
-}
-
-/* Read len bytes at addr through /proc/self/mem, which ignores page
- * protection; bytes read or -1 with errno (EIO: not mapped/not readable). */
-static ssize_t
-peek(const void *addr, void *out, size_t len)
-{
-	int fd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		return -1;
-	}
-	ssize_t n = pread(fd, out, len, (off_t)(uintptr_t)addr);
-	int e = errno;
-	close(fd);
-	errno = e;
-	return n;
 }
 
 /*

@@ -33,21 +33,7 @@
 #define SAN_DIV 1
 #endif
 
-/* Every test starts from the documented defaults, whatever TARS_OPTIONS the
- * suite was started with (a test may set its own before its first call). */
-static void
-no_env(void)
-{
-	unsetenv("TARS_OPTIONS");
-}
 TestSuite(scale, .init = no_env);
-
-
-static size_t
-page_size(void)
-{
-	return (size_t)sysconf(_SC_PAGESIZE);
-}
 
 /* xorshift64*: a fixed, seedable stream. */
 static uint64_t
@@ -102,17 +88,6 @@ pattern_check(const unsigned char *p, size_t len, const void *at, uint64_t id)
 	}
 	for (; i < len; i++) {
 		if (p[i] != (unsigned char)(w >> (8 * (i & 7)))) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
-static int
-all_bytes(const unsigned char *p, size_t len, unsigned char c)
-{
-	for (size_t i = 0; i < len; i++) {
-		if (p[i] != c) {
 			return 0;
 		}
 	}

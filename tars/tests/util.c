@@ -1,12 +1,19 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 
 void
 tars_run_child(void (*fn)(void *), void *arg, struct child_result *out)
@@ -110,4 +117,128 @@ tars_has_vmflag(const void *addr, const char *flag)
 		p += n;
 	}
 	return 0;
+}
+
+void
+no_env(void)
+{
+	unsetenv("TARS_OPTIONS");
+}
+
+size_t
+page_size(void)
+{
+	return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+size_t
+hide(size_t n)
+{
+	volatile size_t v = n;
+	return v;
+}
+
+volatile unsigned char *
+launder(void *p)
+{
+	__asm__ volatile("" : "+r"(p));
+	return p;
+}
+
+int
+all_bytes(const void *p, size_t len, unsigned char c)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < len; i++) {
+		if (b[i] != c) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+size_t
+count_substr(const char *hay, const char *needle)
+{
+	size_t n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle)) {
+		n++;
+	}
+	return n;
+}
+
+static unsigned char
+seeded_byte(size_t i, unsigned seed)
+{
+	return (unsigned char)(seed * 131u + i * 7u + (i >> 8));
+}
+
+void
+fill_seeded(void *p, size_t len, unsigned seed)
+{
+	unsigned char *b = p;
+	for (size_t i = 0; i < len; i++) {
+		b[i] = seeded_byte(i, seed);
+	}
+}
+
+int
+check_seeded(const void *p, size_t len, unsigned seed)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < len; i++) {
+		if (b[i] != seeded_byte(i, seed)) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+ssize_t
+peek(const volatile void *addr, void *out, size_t len)
+{
+	int fd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		return -1;
+	}
+	ssize_t n = pread(fd, out, len, (off_t)(uintptr_t)addr);
+	int saved = errno;
+	(void)close(fd);
+	errno = saved;
+	return n;
+}
+
+void
+deny_syscall(long nr, int arg, unsigned int val, int err)
+{
+#if defined(__x86_64__)
+	const unsigned int arch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+	const unsigned int arch = AUDIT_ARCH_AARCH64;
+#else
+	fprintf(stderr, "deny_syscall: unsupported architecture\n");
+	_exit(1);
+#endif
+	/* Without an argument test, compare the number with itself. */
+	unsigned int off = arg < 0 ? (unsigned int)offsetof(struct seccomp_data, nr) :
+	    (unsigned int)offsetof(struct seccomp_data, args[arg]);
+	if (arg < 0) {
+		val = (unsigned int)nr;
+	}
+	struct sock_filter code[] = {
+		/* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		/* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 0, 5),
+		/* 2 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		/* 3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned int)nr, 0, 3),
+		/* 4 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, off),
+		/* 5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, val, 0, 1),
+		/* 6 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned int)err & SECCOMP_RET_DATA)),
+		/* 7 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {
+		.len = (unsigned short)(sizeof(code) / sizeof(code[0])),
+		.filter = code,
+	};
+	CHILD_CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0);
+	CHILD_CHECK(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0);
 }

@@ -11,9 +11,22 @@
 #ifndef TARS_TEST_UTIL_H
 #define TARS_TEST_UTIL_H
 
+#include <errno.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <unistd.h>
 #include <criterion/criterion.h>
+
+/* In a child: report a failed check on stderr and exit 1. */
+#define CHILD_CHECK(cond) do {                                               \
+	if (!(cond)) {                                                       \
+		fprintf(stderr, "%s:%d: check failed: %s (errno %d)\n",      \
+		    __FILE__, __LINE__, #cond, errno);                       \
+		_exit(1);                                                    \
+	}                                                                    \
+} while (0)
 
 struct child_result {
 	int signaled;     /* 1 if killed by a signal */
@@ -67,5 +80,46 @@ int tars_smaps_flags(const void *addr, char *flags, size_t len);
 
 /* 1 if the two-letter flag (e.g. "dd") is among the VmFlags of addr. */
 int tars_has_vmflag(const void *addr, const char *flag);
+
+/* Suite .init: every test starts from the documented defaults, whatever
+ * TARS_OPTIONS the suite was started with (a test may set its own before its
+ * first call). */
+void no_env(void);
+
+/* The system page size. */
+size_t page_size(void);
+
+/* A value the compiler cannot see through (deliberate misuse, such as an
+ * impossible request, must not be diagnosed at compile time or optimized
+ * away). */
+size_t hide(size_t n);
+
+/* A pointer the compiler cannot reason about (deliberate out-of-request
+ * accesses must not be diagnosed or optimized away). */
+volatile unsigned char *launder(void *p);
+
+/* 1 if all len bytes at p equal c (also for len 0), else 0. */
+int all_bytes(const void *p, size_t len, unsigned char c);
+
+/* Non-overlapping occurrences of needle in hay. */
+size_t count_substr(const char *hay, const char *needle);
+
+/* Fill len bytes at p with a pattern that differs per seed and per byte
+ * (and per 256-byte run); check_seeded() is 1 if it is still there. */
+void fill_seeded(void *p, size_t len, unsigned seed);
+int check_seeded(const void *p, size_t len, unsigned seed);
+
+/* Read len bytes at addr through /proc/self/mem, which ignores page
+ * protection: the bytes count read, or -1 with errno (e.g. EIO: not mapped
+ * or not readable). */
+ssize_t peek(const volatile void *addr, void *out, size_t len);
+
+/*
+ * In a child only (irreversible): make system call nr fail with err; if
+ * arg >= 0, only when the low 32 bits of that argument equal val (arg < 0:
+ * always).  The allocator must be initialised before, since it seeds from
+ * getrandom.  Exits the child (CHILD_CHECK) if the filter cannot be set.
+ */
+void deny_syscall(long nr, int arg, unsigned int val, int err);
 
 #endif
