@@ -31,6 +31,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import proc  # noqa: E402  (compare/proc.py)
 import summary  # noqa: E402  (compare/summary.py)
 
 BACKENDS = ["tars", "tars-key", "glibc", "jemalloc", "mimalloc", "mmap",
@@ -123,25 +124,9 @@ def run_one(binary, workload, param, scale, timeout, verbose):
     args = [binary, workload, "--scale", scale]
     if param is not None:
         args += ["--param", str(param)]
-    t0 = time.monotonic()
-    try:
-        p = subprocess.run(args, capture_output=True, text=True,
-                           timeout=timeout)
-        rc, out, err = p.returncode, p.stdout, p.stderr
-    except subprocess.TimeoutExpired as e:
-        rc = "timeout"
-        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-        err = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
-    except OSError as e:
-        rc, out, err = "exec", "", str(e)
-    secs = time.monotonic() - t0
+    rc, _, err, secs, doc = proc.run_json(args, timeout)
     if verbose and err:
         sys.stderr.write(err)
-    doc = None
-    try:
-        doc = json.loads(out)
-    except ValueError:
-        pass
     return {"args": args, "rc": rc, "seconds": round(secs, 3),
             "stderr_tail": err.splitlines()[-8:], "document": doc}
 

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# test-tune.sh COMPARE_TARS TARS_SLOTS: the tuning sweep in quick mode (4
+# configurations, tiny workloads, 2 rounds) into a scratch directory, then
+# checks of what it wrote.  The figures are drawn only if gnuplot is here.
+set -euo pipefail
+bin=${1:?compare-tars}
+slots=${2:?tars-slots}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+plots=--no-plots
+command -v gnuplot >/dev/null 2>&1 && plots=
+python3 tune/tune.py --quick --bin "$bin" --slots "$slots" --results "$tmp/results" \
+	--plots "$tmp/plots" --run quick $plots >"$tmp/out.txt" 2>&1 || {
+	cat "$tmp/out.txt"; echo "test-tune: tune.py failed" >&2; exit 1; }
+cat "$tmp/out.txt"
+python3 - "$tmp/results/quick" <<'PY'
+import csv, json, os, sys
+d = sys.argv[1]
+fail = []
+def check(ok, what):
+    if not ok:
+        fail.append(what)
+rows = list(csv.DictReader(open(os.path.join(d, "tune.csv"))))
+cfgs = {r["config"] for r in rows}
+check(cfgs == {"default", "default#2", "cache=0", "classes=0"}, "configs %s" % cfgs)
+# Every configuration has latency, memory and tars stats in every round.
+for c in cfgs:
+    for rnd in ("1", "2"):
+        mine = [r for r in rows if r["config"] == c and r["round"] == rnd]
+        metrics = {r["metric"] for r in mine}
+        for m in ("ns_per_op", "p99_ns", "rss_delta_bytes", "stats_syscalls",
+                  "stats_mallocs", "stats_cache_hits"):
+            check(m in metrics, "%s round %s: no %s" % (c, rnd, m))
+        for r in mine:
+            if r["metric"] in ("ns_per_op", "p99_ns") or r["source"] == "tars_stats":
+                check(float(r["value"]) >= 0, "%s: negative %s" % (c, r["metric"]))
+# The options really reached the processes.
+info = json.load(open(os.path.join(d, "tune.json")))
+check(not info["errors"], "errors: %s" % info["errors"])
+c0 = [p for p in info["processes"] if p["config"] == "cache=0"]
+check(c0 and all(p["stats"].get("cache_hits", 1) == 0 for p in c0),
+      "cache=0 processes report cache hits")
+conf = {r["config"]: r for r in csv.DictReader(open(os.path.join(d, "configs.csv")))}
+check(abs(float(conf["default"]["lat_index"]) - 1) < 1e-9, "default index != 1")
+for c, r in conf.items():
+    for k in ("lat_index", "bytes_per_buffer", "syscalls_per_op", "cache_hit_rate"):
+        check(r[k] not in ("", "nan"), "%s: no %s" % (c, k))
+check(float(conf["cache=0"]["cache_hit_rate"]) == 0, "cache=0 hit rate")
+# Slots: every slot holds its request, quarter steps never waste more.
+for r in csv.DictReader(open(os.path.join(d, "slots.csv"))):
+    s, a, b = int(r["size"]), int(r["slot_classes0"]), int(r["slot_classes1"])
+    check(a >= s and b >= s and b <= a, "slot sizes for %d: %d %d" % (s, a, b))
+md = open(os.path.join(d, "summary.md")).read()
+check("Recommended defaults:" in md, "summary.md has no recommendation")
+check("Pareto front" in md, "summary.md says nothing about the front")
+for f in fail:
+    print("test-tune: FAIL " + f)
+sys.exit(1 if fail else 0)
+PY
+if [ -z "$plots" ]; then
+	for f in tune_pareto tune_cache tune_waste; do
+		for t in png svg; do
+			test -s "$tmp/plots/$f.$t" || { echo "test-tune: no $f.$t" >&2; exit 1; }
+		done
+	done
+fi
+echo "test-tune: ok"
