@@ -332,7 +332,7 @@ tars_chunk_free_fast(void *ptr)
 	unsigned nfree = ci->nfree + 1u;
 	if (unlikely((size_t)slot * ci->size != off || slot >= ci->total ||
 	    (ci->map[slot >> 6] & (1ull << (slot & 63))) ||
-	    (ci->flags & (CI_NOACCESS | CI_NOLIST)) || TARS_OPT(junk) < 1 ||
+	    (ci->flags & (CI_NOACCESS | CI_NOLIST)) ||
 	    nfree == 1 || (nfree == ci->total && tars_chunk_has_spare(p, ci)))) {
 		goto out;   /* the general path releases the page */
 	}
@@ -342,7 +342,12 @@ tars_chunk_free_fast(void *ptr)
 	    (req & ~REQ_CANARY), (uint8_t *)ptr + ssize) != NULL)) {
 		goto out;   /* the general path reports it */
 	}
-	tars_wipe16(ptr, TARS_FREE_JUNK, ssize);
+	if (likely(TARS_OPT(junk) >= 1)) {
+		tars_wipe16(ptr, TARS_FREE_JUNK, ssize);
+	} else {
+		tars_wipe16(ptr, 0, ssize);
+		ci->flags &= (uint8_t)~CI_JUNKED;
+	}
 	ci->map[slot >> 6] |= 1ull << (slot & 63);
 	ci->nfree = (uint16_t)nfree;
 	if (nfree == ci->total) {

@@ -310,21 +310,31 @@ single_threaded_frees(void *arg)
 	(void)arg;
 	__libc_single_threaded = 1;
 	static const size_t sizes[] = {16, 48, 1000, 2048};
-	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
-		struct secret s;
-		void *keep = tars_malloc(sizes[k]);   /* the page stays in use */
-		void *p = tars_malloc(sizes[k]);
-		CHILD_CHECK(keep != NULL && p != NULL);
-		secret_make(&s, p);
-		CHILD_CHECK(scan_process(s.masked) >= 1);
-		tars_free(p);
-		size_t left = scan_process(s.masked);
-		if (left != 0) {
-			fprintf(stderr, "size %zu: %zu copies survived the free\n", sizes[k], left);
-			_exit(1);
+	/* junk=1 wipes with the free junk, junk=0 with zeros: both on the
+	 * fast path. */
+	for (long junk = 1; junk >= 0; junk--) {
+		CHILD_CHECK(tars_option_set("junk", junk) == 0);
+		for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+			struct secret s;
+			void *keep = tars_malloc(sizes[k]);   /* the page stays in use */
+			void *p = tars_malloc(sizes[k]);
+			CHILD_CHECK(keep != NULL && p != NULL);
+			secret_make(&s, p);
+			CHILD_CHECK(scan_process(s.masked) >= 1);
+			tars_free(p);
+			size_t left = scan_process(s.masked);
+			if (left != 0) {
+				fprintf(stderr, "junk=%ld size %zu: %zu copies survived the free\n",
+				    junk, sizes[k], left);
+				_exit(1);
+			}
+			unsigned char seen[2048];
+			CHILD_CHECK(peek(p, seen, sizes[k]) == (ssize_t)sizes[k]);
+			CHILD_CHECK(all_bytes(seen, sizes[k], junk ? 0xdf : 0));
+			tars_free(keep);
 		}
-		tars_free(keep);
 	}
+	CHILD_CHECK(tars_option_set("junk", 1) == 0);
 	struct secret s;
 	tars_buf *keep = tars_buf_new(SECRET_LEN);
 	tars_buf *b = tars_buf_new(SECRET_LEN);
