@@ -37,7 +37,7 @@ HEADLINES = [
     ("capacity (64 B)", "capacity", "", 64, "capacity_count", "high"),
 ]
 METRIC_LABEL = {
-    "ns_per_op": "median ns/op", "p999_ns": "p99.9 ns/op", "p99_ns": "p99 ns/op",
+    "ns_per_op": "ns/op (median of the repetition means)", "p999_ns": "p99.9 ns/op", "p99_ns": "p99 ns/op",
     "rss_per_buffer_bytes": "resident bytes per live buffer",
     "vma_count": "VMAs at peak",
     "overhead_per_buffer_bytes": "bytes of overhead per live buffer",
