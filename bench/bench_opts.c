@@ -42,6 +42,7 @@ static const struct sweep sweeps[] = {
 	{ "random", SWEEP_BATCH, { 1024, 0 }, { 0, 1 }, 2 },
 	{ "cache", SWEEP_PAIR, { 64, 0 }, { 0, 8, 64 }, 3 },
 	{ "cache", SWEEP_BATCH, { 1024, 0 }, { 0, 8, 64 }, 3 },
+	{ "spare", SWEEP_BATCH, { 1024, 0 }, { 1, 8, 64 }, 3 },
 };
 
 static void bm_sweep(gb_state *st, void *ctx)

@@ -400,13 +400,16 @@ static void
 set_option(struct input *in)
 {
 	static const char *const names[] = {"junk", "canary", "classes", "random",
-	    "cache", "mlock", "dump", "fork", "secretmem"};
-	static const long maxv[] = {2, 1, 1, 1, 3, 1, 1, 2, 1};
+	    "cache", "mlock", "dump", "fork", "secretmem", "spare"};
+	static const long maxv[] = {2, 1, 1, 1, 3, 1, 1, 2, 1, 3};
 	unsigned n = u8(in) % (sizeof(names) / sizeof(names[0]));
 	long v = u8(in) % (maxv[n] + 1);
 	if (n == 4) {
 		static const long cache[] = {0, 1, 8, 64};
 		v = cache[v];
+	} else if (n == 9) {
+		static const long spare[] = {1, 2, 16, 64};
+		v = spare[v];
 	}
 	int saved = errno = 1234;
 	CHECK(tars_option_set(names[n], v) == 0, "option_set(%s, %ld): errno %d", names[n],
@@ -736,7 +739,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    tars_option_set("classes", 1) == 0 && tars_option_set("random", 1) == 0 &&
 	    tars_option_set("cache", 64) == 0 && tars_option_set("secretmem", 0) == 0 &&
 	    tars_option_set("fork", 1) == 0 && tars_option_set("dump", 0) == 0 &&
-	    tars_option_set("mlock", 1) == 0, "option reset");
+	    tars_option_set("mlock", 1) == 0 && tars_option_set("spare", 16) == 0,
+	    "option reset");
 	for (unsigned n = 0; in.left > 0 && n < 2000; n++) {
 		step(&in);
 	}

@@ -27,10 +27,14 @@ shared machine), and the summary gives its median and interquartile range
 over the rounds; the p99 index is the same from the p99.  "default#2" is
 the default again, an A/A control: its spread is the noise floor.
 
-Recommendation: among cache x classes, the configuration with the lowest
-ln(latency index) + ln(bytes per buffer / default's) replaces the default
-only if it wins by more than the noise, without a worse p99 and without
-doubling the VMAs; a protection is strengthened only if that is free.
+Recommendation: among cache x classes and spare, the configuration with the
+lowest ln(latency index) + ln(bytes per buffer / default's) replaces the
+default only if it wins by more than the noise, without a worse p99 and
+without doubling the VMAs.  On a tie (every score within the noise), the
+tied configuration with the shortest p99 (at most 2% more bytes) replaces
+the default if its p99 index beats it by more than the noise: the p50s of
+the latency index do not see the system calls of rare page cycles, the p99
+does.  A protection is strengthened only if that is free.
 
 Writes results/tune/<run>/ (tune.csv tidy rows, configs.csv one row per
 configuration, slots.csv, tune.json, summary.md), points results/tune/latest
@@ -65,7 +69,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # The defaults the sweep varies around (tars.h); checked against what the
 # process reports, so a changed default shows up instead of lying.
 DEFAULTS = {"junk": 1, "canary": 1, "cache": 64, "classes": 1, "random": 1,
-            "mlock": 1}
+            "mlock": 1, "spare": 16}
 
 # (name, TARS_OPTIONS, group).  Names are the options that differ from the
 # defaults; the group says why the configuration is in the sweep.
@@ -79,6 +83,9 @@ CONFIGS = [
     ("classes=0,cache=0", "classes=0,cache=0", "cache x classes"),
     ("classes=0,cache=8", "classes=0,cache=8", "cache x classes"),
     ("classes=0,cache=512", "classes=0,cache=512", "cache x classes"),
+    ("spare=1", "spare=1", "spare"),
+    ("spare=4", "spare=4", "spare"),
+    ("spare=64", "spare=64", "spare"),
     ("junk=0", "junk=0", "one option"),
     ("junk=2", "junk=2", "one option"),
     ("canary=0", "canary=0", "one option"),
@@ -89,7 +96,7 @@ CONFIGS = [
     ("bare", "junk=0,canary=0,random=0,mlock=0", "floor"),
 ]
 QUICK_CONFIGS = ["default", "default#2", "cache=0", "classes=0"]
-TUNING = [c for c, _, g in CONFIGS if g in ("default", "cache x classes")]
+TUNING = [c for c, _, g in CONFIGS if g in ("default", "cache x classes", "spare")]
 
 # (label, compare-tars arguments).
 JOBS = [
@@ -433,7 +440,7 @@ def recommend(summary, sw, fronts, meta, waste):
     best = min(cands, key=lambda c: score(summary[c]))
     sb, sd = score(summary[best]), score(dflt)
     L.append("")
-    L.append("cache x classes (score = ln(median latency index) + ln(bytes per buffer / "
+    L.append("cache x classes, spare (score = ln(median latency index) + ln(bytes per buffer / "
              "default's); lower is better; noise margin %.3f):" % noise)
     for c in sorted(tuning, key=lambda c: score(summary[c])):
         d = summary[c]
@@ -446,6 +453,33 @@ def recommend(summary, sw, fronts, meta, waste):
                      f(d.get("cache_hit_rate"), "%.2f"),
                      "  (front)" if c in fronts["tuning"] else ""))
     rec = dict(DEFAULTS)
+
+    def tail_pick():
+        """Among the configurations that tie the default (score within the
+        noise, at most 2% more bytes per buffer, no more VMAs than twice
+        the default's), the one whose p99 index is lowest, if it beats the
+        default's tail by more than the noise; the default otherwise.  The
+        latency index is built from p50s, which do not see the system
+        calls of the rare page cycles; a shorter tail is what such a
+        configuration buys."""
+        v0 = dflt.get("vmas", float("nan"))
+        ties = []
+        for c in tuning:
+            d = summary[c]
+            bb = d.get("bytes_per_buffer", float("nan"))
+            vv = d.get("vmas", float("nan"))
+            if not (abs(score(d) - sd) <= noise and math.isfinite(bb) and b0 > 0
+                    and bb <= 1.02 * b0 and math.isfinite(d["p99_index"])
+                    and d["p99_index"] > 0):
+                continue
+            if math.isfinite(v0) and math.isfinite(vv) and v0 > 0 and vv > 2 * v0:
+                continue
+            ties.append(c)
+        if not ties:
+            return None
+        c = min(ties, key=lambda c: summary[c]["p99_index"])
+        return [c] if math.log(summary[c]["p99_index"]) < -noise else ["default"]
+    tail = tail_pick()
     p99_worse = math.isfinite(summary[best]["p99_index"]) and \
         math.log(summary[best]["p99_index"]) > noise
     # VMAs are a hard budget (vm.max_map_count) that keys and large blocks
@@ -470,9 +504,20 @@ def recommend(summary, sw, fronts, meta, waste):
                  "bytes per buffer %s), more than the noise margin." % (
                      best, sd - sb, pct(summary[best]["lat_index"]),
                      pct(summary[best].get("bytes_per_buffer", float("nan")) / b0)))
+    elif sb >= sd - noise and tail and tail[0] != "default":
+        # A tie on the median: the tail decides (see tail_pick).
+        for kv in tail[0].split(","):
+            k, v = kv.split("=")
+            rec[k] = int(v)
+        L.append("=> change: %s ties the default within the noise (score %+.3f vs "
+                 "%+.3f) and has the shorter tail: p99 index %s, bytes per buffer %s." % (
+                     tail[0], score(summary[tail[0]]), sd,
+                     f(summary[tail[0]]["p99_index"]),
+                     pct(summary[tail[0]].get("bytes_per_buffer", float("nan")) / b0)))
     elif best != "default" and sb >= sd - noise:
         L.append("=> keep: the best scoring configuration (%s, score %+.3f) is within "
-                 "the noise margin of the default (%+.3f)." % (best, sb, sd))
+                 "the noise margin of the default (%+.3f)%s." % (
+                     best, sb, sd, "; no tie has a shorter tail" if tail else ""))
     else:
         L.append("=> keep: the default scores best.")
     if waste:
@@ -517,7 +562,7 @@ def recommend(summary, sw, fronts, meta, waste):
                 f(d.get("syscalls_per_op"), "%.5f")))
     L.append("")
     L.append("Current defaults on the Pareto front (latency index vs bytes per "
-             "buffer): all configurations: %s; cache x classes only: %s." % (
+             "buffer): all configurations: %s; cache x classes and spare only: %s." % (
                  "yes" if "default" in fronts["all"] else "no",
                  "yes" if "default" in fronts["tuning"] else "no"))
     L.append("Front, all configurations: " + ", ".join(fronts["all"]))

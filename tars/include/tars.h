@@ -148,6 +148,9 @@ TARS_API TARS_WUR int tars_protect_write(void *ptr); /* read + write */
  *              a chunk slot is reused (catches write-after-free)
  *   canary     1 fill chunk slack and large-block padding with a     1
  *              secret pattern, checked at free
+ *   spare      empty chunk pages each size class of a pool keeps     16
+ *              writable (wiped), at most 1 + half its pages with
+ *              free slots; beyond that they go to the cache; 1..64
  *   cache      empty chunk pages kept per pool (PROT_NONE, wiped)    64
  *              instead of unmapped; 0..4096
  *   classes    0 power-of-two size classes (as TARS);                1
@@ -185,6 +188,7 @@ struct tars_stats {
 	size_t page_size;        /* bytes per page */
 	size_t pools;            /* pools created so far */
 	size_t chunk_pages;      /* pages holding chunk slots, in use */
+	size_t empty_pages;      /* of which every slot is free (option spare) */
 	size_t zero_pages;       /* PROT_NONE pages holding size-0 slots */
 	size_t cached_pages;     /* empty chunk pages in the caches */
 	size_t reserve_pages;    /* mapped chunk pages not handed out yet */

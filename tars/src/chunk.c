@@ -102,6 +102,7 @@ tars_chunk_list_insert(struct tars_pool *p, struct chunk_info *ci)
 	*head = ci;
 	ci->pprev = head;
 	p->listed[ci->cls]++;
+	p->nempty[ci->cls] += ci->nfree == ci->total;
 	if (p->current[ci->cls] == NULL) {
 		p->current[ci->cls] = ci;
 	}
@@ -117,9 +118,7 @@ tars_chunk_list_remove(struct tars_pool *p, struct chunk_info *ci)
 	ci->pprev = NULL;
 	ci->next = NULL;
 	p->listed[ci->cls]--;
-	if (p->spare[ci->cls] == ci) {
-		p->spare[ci->cls] = NULL;
-	}
+	p->nempty[ci->cls] -= ci->nfree == ci->total;
 	if (p->current[ci->cls] == ci) {
 		struct chunk_info *next = NULL;
 		for (unsigned i = 0; i < TARS_NLISTS && next == NULL; i++) {

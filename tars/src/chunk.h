@@ -76,18 +76,21 @@ tars_chunk_pick_page(struct tars_pool *p, unsigned cls)
 }
 
 /*
- * Each class keeps one empty page (its spare) besides its partly used
- * ones; a page that empties while another empty page exists is released.
- * So a malloc/free loop never makes a system call, and churn does not
- * cycle a page through the cache (two mprotects) whenever one happens to
- * empty.  The spare pointer may name a page that has been used since: it
- * counts only while that page is still empty.
+ * Each class keeps up to `spare` empty pages (mapped, writable, every slot
+ * wiped) besides its partly used ones; a page that empties beyond that is
+ * released (to the PROT_NONE cache or the kernel).  So a malloc/free loop
+ * never makes a system call, and churn does not cycle pages through the
+ * cache (two mprotects each) whenever the number of empty pages of a class
+ * wobbles.  A page that empties stays only while the class's empty pages
+ * are fewer than min(spare, 1 + its listed pages >> TARS_SPARE_SHIFT): a
+ * class with few pages keeps few, a busy class up to `spare`.
  */
-static inline int
-tars_chunk_has_spare(const struct tars_pool *p, const struct chunk_info *ci)
+static inline size_t
+tars_chunk_empty_limit(const struct tars_pool *p, unsigned cls)
 {
-	const struct chunk_info *s = p->spare[ci->cls];
-	return s != NULL && s != ci && s->nfree == s->total;
+	size_t cap = 1 + (p->listed[cls] >> TARS_SPARE_SHIFT);
+	size_t spare = (size_t)TARS_OPT(spare);
+	return cap < spare ? cap : spare;
 }
 
 /* The first free slot at or after a random index (wrapping). */
@@ -133,6 +136,7 @@ tars_chunk_alloc(struct tars_pool *p, size_t size, unsigned cls, int zero,
 	}
 	unsigned slot = tars_chunk_pick_slot(p, ci, (int)tars_opt_load(&o->random));
 	ci->map[slot >> 6] &= ~(1ull << (slot & 63));
+	p->nempty[cls] -= ci->nfree == ci->total;
 	if (unlikely(--ci->nfree == 0)) {
 		tars_chunk_list_remove(p, ci);
 	}
@@ -208,10 +212,10 @@ tars_chunk_free(struct tars_pool *p, struct region *r, void *ptr, size_t expect_
 		tars_chunk_list_insert(p, ci);
 	}
 	if (unlikely(nfree == ci->total)) {
-		if ((ci->flags & CI_NOLIST) || tars_chunk_has_spare(p, ci)) {
+		if (ci->flags & CI_NOLIST) {
 			tars_chunk_release(p, r, ci);
-		} else {
-			p->spare[ci->cls] = ci;
+		} else if (++p->nempty[ci->cls] > tars_chunk_empty_limit(p, ci->cls)) {
+			tars_chunk_release(p, r, ci);   /* uncounts it */
 		}
 	}
 }
@@ -275,6 +279,7 @@ tars_chunk_alloc_fast(size_t size)
 	}
 	slot = (slot & ~63u) + (unsigned)__builtin_ctzll(m);
 	ci->map[slot >> 6] &= ~(1ull << (slot & 63));
+	p->nempty[cls] -= ci->nfree == ci->total;
 	ci->nfree--;
 	unsigned ssize = ci->size;
 	uint8_t *ptr = ci->page + (size_t)slot * ssize;
@@ -333,7 +338,8 @@ tars_chunk_free_fast(void *ptr)
 	if (unlikely((size_t)slot * ci->size != off || slot >= ci->total ||
 	    (ci->map[slot >> 6] & (1ull << (slot & 63))) ||
 	    (ci->flags & (CI_NOACCESS | CI_NOLIST)) ||
-	    nfree == 1 || (nfree == ci->total && tars_chunk_has_spare(p, ci)))) {
+	    nfree == 1 || (nfree == ci->total &&
+	    p->nempty[ci->cls] >= tars_chunk_empty_limit(p, ci->cls)))) {
 		goto out;   /* the general path releases the page */
 	}
 	uint16_t req = tars_ci_req(ci)[slot];
@@ -350,9 +356,7 @@ tars_chunk_free_fast(void *ptr)
 	}
 	ci->map[slot >> 6] |= 1ull << (slot & 63);
 	ci->nfree = (uint16_t)nfree;
-	if (nfree == ci->total) {
-		p->spare[ci->cls] = ci;
-	}
+	p->nempty[ci->cls] += nfree == ci->total;
 	atomic_store_explicit(&p->lock, 0, memory_order_release);
 	return 1;
 out:

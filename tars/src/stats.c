@@ -10,8 +10,10 @@
 /* Live chunks, their requested and slot bytes, counted from the pages: the
  * hot path keeps no running totals (fewer stores per malloc and free). */
 static void
-chunk_live(struct tars_pool *p, size_t *count, size_t *requested, size_t *reserved)
+chunk_live(struct tars_pool *p, size_t *count, size_t *requested, size_t *reserved,
+    size_t *empty)
 {
+	size_t nempty[TARS_NCLASSES] = {0};
 	for (size_t i = 0; i < p->regions.cap; i++) {
 		const struct region *r = &p->regions.slots[i];
 		if (r->page == 0 || r->kind != KIND_CHUNK) {
@@ -19,6 +21,9 @@ chunk_live(struct tars_pool *p, size_t *count, size_t *requested, size_t *reserv
 		}
 		struct chunk_info *ci = r->ptr;
 		*count += (size_t)(ci->total - ci->nfree);
+		if (ci->nfree == ci->total && ci->pprev != NULL) {
+			nempty[ci->cls]++;
+		}
 		if (ci->cls == 0 || ci->nfree == ci->total) {
 			continue;
 		}
@@ -28,6 +33,17 @@ chunk_live(struct tars_pool *p, size_t *count, size_t *requested, size_t *reserv
 			if (!(ci->map[s >> 6] & (1ull << (s & 63)))) {
 				*requested += req[s] & ~REQ_CANARY;
 			}
+		}
+	}
+	/* The running counts of empty pages decide what free releases: a
+	 * drift would keep pages forever or release every one. */
+	for (unsigned c = 0; c < TARS_NCLASSES; c++) {
+		if (nempty[c] != p->nempty[c]) {
+			tars_fatal("tars_stats_get", "pool metadata corrupted: class %u "
+			    "counts %zu empty pages, has %zu", c, p->nempty[c], nempty[c]);
+		}
+		if (c != 0) {
+			*empty += nempty[c];
 		}
 	}
 }
@@ -62,7 +78,8 @@ tars_stats_get(struct tars_stats *s)
 			s->live_requested += p->block_requested;
 			s->live_reserved += p->block_reserved;
 			size_t chunks = 0;
-			chunk_live(p, &chunks, &s->live_requested, &s->live_reserved);
+			chunk_live(p, &chunks, &s->live_requested, &s->live_reserved,
+			    &s->empty_pages);
 			s->live_count += p->block_mallocs - p->block_frees + chunks;
 			s->mallocs += p->block_mallocs;
 			s->cache_hits += p->cache_hits;
@@ -92,7 +109,7 @@ tars_stats_print(FILE *out)
 	fprintf(out, "tars stats\n");
 #define Z(f) fprintf(out, "  %-16s %zu\n", #f, s.f)
 #define U(f) fprintf(out, "  %-16s %" PRIu64 "\n", #f, s.f)
-	Z(page_size); Z(pools); Z(chunk_pages); Z(zero_pages); Z(cached_pages);
+	Z(page_size); Z(pools); Z(chunk_pages); Z(zero_pages); Z(empty_pages); Z(cached_pages);
 	Z(reserve_pages); Z(large_count); Z(large_pages); Z(key_count);
 	Z(key_pages); Z(secretmem_pages); Z(guard_pages); Z(meta_pages);
 	Z(locked_bytes); Z(unlocked_bytes); Z(live_count); Z(live_requested);

@@ -28,6 +28,10 @@
 #define TARS_FREE_JUNK 0xdf      /* fill of freed chunk slots */
 #define TARS_MAX_POOLS 64
 #define TARS_CACHE_MAX 4096      /* upper bound of option `cache` */
+#define TARS_SPARE_MAX 64        /* upper bound of option `spare` */
+#ifndef TARS_SPARE_SHIFT
+#define TARS_SPARE_SHIFT 1       /* keep empty at most 1 + listed/2 pages */
+#endif
 #define TARS_NLISTS 4            /* random lists of free-slot pages per class */
 #define TARS_RUN_PAGES 16        /* chunk pages mapped per mmap */
 
@@ -92,7 +96,7 @@ tars_rand_u16(struct tars_rand *r)
 
 struct tars_options {
 	long junk, canary, cache, classes, random, mlock, dump, fork;
-	long pools, secretmem, stats;
+	long pools, secretmem, stats, spare;
 };
 
 /* Read-only after initialisation (the page is mprotect'ed). */
@@ -225,9 +229,7 @@ struct tars_pool {
 	struct tars_rand rnd;
 	struct chunk_info *lists[TARS_NCLASSES][TARS_NLISTS];
 	size_t listed[TARS_NCLASSES];      /* pages in the class lists */
-	struct chunk_info *spare[TARS_NCLASSES]; /* an empty page the class
-	                                    * keeps, or NULL (may have been
-	                                    * used since: check nfree) */
+	size_t nempty[TARS_NCLASSES];      /* listed pages with every slot free */
 	struct chunk_info *current[TARS_NCLASSES]; /* a listed page, or NULL:
 	                                    * the pick when there is no choice */
 	struct region_table regions;

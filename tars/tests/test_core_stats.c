@@ -153,11 +153,80 @@ Test(stats, chunk_pages_and_class_mallocs)
 		tars_free(p[i]);
 	}
 	struct tars_stats d = snap();
-	cr_assert_leq(d.chunk_pages, 1, "empty pages still counted in use: %zu",
+	cr_assert_leq(d.chunk_pages, 2, "empty pages kept beyond the spare limit: %zu",
 	    d.chunk_pages);
+	cr_assert_eq(d.empty_pages, d.chunk_pages);
 	cr_assert_leq(d.zero_pages, 1, "a class keeps its last page");
-	cr_assert_geq(d.cached_pages, 7, "freed pages go to the cache");
+	cr_assert_geq(d.cached_pages, 6, "freed pages go to the cache");
 	free(p);
+}
+
+/*
+ * Option spare: 16 full pages of 64-byte slots (first fit, so page k holds
+ * p[k * per .. k * per + per - 1]); one slot freed in each of pages 0..7
+ * (8 partly used pages), then pages 8..15 emptied.  A class keeps at most
+ * min(spare, 1 + half its pages with free slots) empty pages; with 8 partly
+ * used pages that allows all 8 under spare=16, and `spare` under less.
+ */
+static void
+spare_run(long spare, size_t want_empty)
+{
+	cr_assert_eq(tars_option_set("random", 0), 0);
+	cr_assert_eq(tars_option_set("spare", spare), 0);
+	size_t per = page_size() / 64, n = 16 * per;
+	void **p = calloc(n, sizeof(*p));
+	cr_assert_not_null(p);
+	for (size_t i = 0; i < n; i++) {
+		p[i] = tars_malloc(64);
+		cr_assert_not_null(p[i]);
+	}
+	struct tars_stats a = snap();
+	cr_assert_eq(a.empty_pages, 0);
+	for (size_t k = 0; k < 8; k++) {
+		tars_free(p[k * per]);
+		p[k * per] = NULL;
+	}
+	for (size_t i = 8 * per; i < n; i++) {
+		tars_free(p[i]);
+		p[i] = NULL;
+	}
+	struct tars_stats b = snap();
+	cr_assert_eq(b.empty_pages, want_empty, "spare=%ld: %zu empty pages kept, "
+	    "want %zu", spare, b.empty_pages, want_empty);
+	cr_assert_eq(a.chunk_pages - b.chunk_pages, 8 - want_empty);
+	cr_assert_eq(b.cached_pages - a.cached_pages, 8 - want_empty);
+	cr_assert_eq(b.syscalls - a.syscalls, 8 - want_empty, "one mprotect per "
+	    "page released to the cache");
+	/* Refilling takes the kept pages first: no system call for them. */
+	for (size_t i = 8 * per; i < 8 * per + want_empty * per; i++) {
+		p[i] = tars_malloc(64);
+		cr_assert_not_null(p[i]);
+	}
+	struct tars_stats c = snap();
+	cr_assert_eq(c.syscalls, b.syscalls);
+	cr_assert_eq(c.empty_pages, 0);
+	for (size_t i = 0; i < n; i++) {
+		tars_free(p[i]);
+	}
+	struct tars_stats d = snap();
+	cr_assert_leq(d.empty_pages, (size_t)spare);
+	cr_assert_eq(d.empty_pages, d.chunk_pages);
+	free(p);
+}
+
+Test(stats, spare_keeps_empty_pages_up_to_the_option)
+{
+	spare_run(16, 8);
+}
+
+Test(stats, spare_1_keeps_one_empty_page)
+{
+	spare_run(1, 1);
+}
+
+Test(stats, spare_4_keeps_four)
+{
+	spare_run(4, 4);
 }
 
 Test(stats, cache_hits_after_reuse)

@@ -202,10 +202,11 @@ double_free_chunk_page_gone(void *arg)
 	(void)arg;
 	/* First fit: keep and p[0..62] fill page A, p[63..126] page B,
 	 * p[127..149] page C.  Freed from the end, C empties first and
-	 * becomes the class's one kept empty page; B then empties while C
-	 * is still empty, so B goes to the cache, its region is forgotten,
-	 * and the second free finds no owner at all. */
+	 * becomes the class's one kept empty page (spare=1); B then empties
+	 * while C is still empty, so B goes to the cache, its region is
+	 * forgotten, and the second free finds no owner at all. */
 	set_option("random", 0);
+	set_option("spare", 1);
 	void *keep = tars_malloc(64);
 	void *p[150];
 	for (int i = 0; i < 150; i++) {

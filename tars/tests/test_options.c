@@ -39,6 +39,7 @@ static const struct opt opts[] = {
 	{"pools", 1, 64, 4},
 	{"secretmem", 0, 1, 0},
 	{"stats", 0, 1, 0},
+	{"spare", 1, 64, 16},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -177,8 +178,8 @@ Test(options, pools_is_busy_after_the_first_allocation)
 Test(options, environment_sets_every_option)
 {
 	setenv("TARS_OPTIONS", "junk=2,canary=0,cache=7,classes=0,random=0,mlock=0,"
-	    "dump=1,fork=2,pools=9,secretmem=1,stats=0", 1);
-	const long want[NOPTS] = {2, 0, 7, 0, 0, 0, 1, 2, 9, 1, 0};
+	    "dump=1,fork=2,pools=9,secretmem=1,stats=0,spare=5", 1);
+	const long want[NOPTS] = {2, 0, 7, 0, 0, 0, 1, 2, 9, 1, 0, 5};
 	for (size_t i = 0; i < NOPTS; i++) {
 		cr_assert_eq(tars_option_get(opts[i].name), want[i], "%s", opts[i].name);
 	}
