@@ -739,7 +739,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    tars_option_set("classes", 1) == 0 && tars_option_set("random", 1) == 0 &&
 	    tars_option_set("cache", 64) == 0 && tars_option_set("secretmem", 0) == 0 &&
 	    tars_option_set("fork", 1) == 0 && tars_option_set("dump", 0) == 0 &&
-	    tars_option_set("mlock", 1) == 0 && tars_option_set("spare", 16) == 0,
+	    tars_option_set("mlock", 1) == 0 && tars_option_set("spare", 64) == 0,
 	    "option reset");
 	for (unsigned n = 0; in.left > 0 && n < 2000; n++) {
 		step(&in);

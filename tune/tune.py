@@ -69,7 +69,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # The defaults the sweep varies around (tars.h); checked against what the
 # process reports, so a changed default shows up instead of lying.
 DEFAULTS = {"junk": 1, "canary": 1, "cache": 64, "classes": 1, "random": 1,
-            "mlock": 1, "spare": 16}
+            "mlock": 1, "spare": 64}
 
 # (name, TARS_OPTIONS, group).  Names are the options that differ from the
 # defaults; the group says why the configuration is in the sweep.
@@ -85,7 +85,8 @@ CONFIGS = [
     ("classes=0,cache=512", "classes=0,cache=512", "cache x classes"),
     ("spare=1", "spare=1", "spare"),
     ("spare=4", "spare=4", "spare"),
-    ("spare=64", "spare=64", "spare"),
+    ("spare=16", "spare=16", "spare"),
+    ("spare=256", "spare=256", "spare"),
     ("junk=0", "junk=0", "one option"),
     ("junk=2", "junk=2", "one option"),
     ("canary=0", "canary=0", "one option"),
@@ -458,7 +459,8 @@ def recommend(summary, sw, fronts, meta, waste):
         """Among the configurations that tie the default (score within the
         noise, at most 2% more bytes per buffer, no more VMAs than twice
         the default's), the one whose p99 index is lowest, if it beats the
-        default's tail by more than the noise; the default otherwise.  The
+        default's tail by more than the noise (that of the p99 in the A/A
+        control, if larger); the default otherwise.  The
         latency index is built from p50s, which do not see the system
         calls of the rare page cycles; a shorter tail is what such a
         configuration buys."""
@@ -478,7 +480,12 @@ def recommend(summary, sw, fronts, meta, waste):
         if not ties:
             return None
         c = min(ties, key=lambda c: summary[c]["p99_index"])
-        return [c] if math.log(summary[c]["p99_index"]) < -noise else ["default"]
+        # The p99 is noisier than the median: its margin is the A/A
+        # control's p99 spread when that is larger.
+        margin = noise
+        if aa and math.isfinite(aa["p99_index"]) and aa["p99_index"] > 0:
+            margin = max(margin, abs(math.log(aa["p99_index"])))
+        return [c] if math.log(summary[c]["p99_index"]) < -margin else ["default"]
     tail = tail_pick()
     p99_worse = math.isfinite(summary[best]["p99_index"]) and \
         math.log(summary[best]["p99_index"]) > noise

@@ -148,9 +148,9 @@ TARS_API TARS_WUR int tars_protect_write(void *ptr); /* read + write */
  *              a chunk slot is reused (catches write-after-free)
  *   canary     1 fill chunk slack and large-block padding with a     1
  *              secret pattern, checked at free
- *   spare      empty chunk pages each size class of a pool keeps     16
+ *   spare      empty chunk pages each size class of a pool keeps     64
  *              writable (wiped), at most 1 + half its pages with
- *              free slots; beyond that they go to the cache; 1..64
+ *              free slots; beyond that they go to the cache; 1..1024
  *   cache      empty chunk pages kept per pool (PROT_NONE, wiped)    64
  *              instead of unmapped; 0..4096
  *   classes    0 power-of-two size classes (as TARS);                1

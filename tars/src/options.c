@@ -37,7 +37,7 @@ static const struct option_def defs[] = {
 	OPT(pools, 1, TARS_MAX_POOLS, 4, 1),
 	OPT(secretmem, 0, 1, 0, 0),
 	OPT(stats, 0, 1, 0, 0),
-	OPT(spare, 1, TARS_SPARE_MAX, 16, 0),
+	OPT(spare, 1, TARS_SPARE_MAX, 64, 0),
 };
 #define NDEFS (sizeof(defs) / sizeof(defs[0]))
 
@@ -45,7 +45,7 @@ static const struct option_def defs[] = {
 static const struct tars_options builtin = {
 	.junk = 1, .canary = 1, .cache = 64, .classes = 1, .random = 1,
 	.mlock = 1, .dump = 0, .fork = 1, .pools = 4, .secretmem = 0,
-	.stats = 0, .spare = 16,
+	.stats = 0, .spare = 64,
 };
 
 const struct tars_options *tars_opt = &builtin;

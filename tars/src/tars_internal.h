@@ -28,7 +28,7 @@
 #define TARS_FREE_JUNK 0xdf      /* fill of freed chunk slots */
 #define TARS_MAX_POOLS 64
 #define TARS_CACHE_MAX 4096      /* upper bound of option `cache` */
-#define TARS_SPARE_MAX 64        /* upper bound of option `spare` */
+#define TARS_SPARE_MAX 1024      /* upper bound of option `spare` */
 #ifndef TARS_SPARE_SHIFT
 #define TARS_SPARE_SHIFT 1       /* keep empty at most 1 + listed/2 pages */
 #endif

@@ -39,7 +39,7 @@ static const struct opt opts[] = {
 	{"pools", 1, 64, 4},
 	{"secretmem", 0, 1, 0},
 	{"stats", 0, 1, 0},
-	{"spare", 1, 64, 16},
+	{"spare", 1, 1024, 64},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
