@@ -83,14 +83,19 @@ tars_chunk_pick_page(struct tars_pool *p, unsigned cls)
  * cache (two mprotects each) whenever the number of empty pages of a class
  * wobbles.  A page that empties stays only while the class's empty pages
  * are fewer than min(spare, 1 + its listed pages >> TARS_SPARE_SHIFT): a
- * class with few pages keeps few, a busy class up to `spare`.
+ * class with few pages keeps few, a busy class up to `spare`.  1 if one
+ * more empty page may stay.
  */
-static inline size_t
-tars_chunk_empty_limit(const struct tars_pool *p, unsigned cls)
+static inline int
+tars_chunk_may_keep_empty(const struct tars_pool *p, unsigned cls)
 {
+	size_t n = p->nempty[cls];
+	if (likely(n == 0)) {
+		return 1;   /* the limit is at least 1: no need to read it */
+	}
 	size_t cap = 1 + (p->listed[cls] >> TARS_SPARE_SHIFT);
 	size_t spare = (size_t)TARS_OPT(spare);
-	return cap < spare ? cap : spare;
+	return n < (cap < spare ? cap : spare);
 }
 
 /* The first free slot at or after a random index (wrapping). */
@@ -214,8 +219,11 @@ tars_chunk_free(struct tars_pool *p, struct region *r, void *ptr, size_t expect_
 	if (unlikely(nfree == ci->total)) {
 		if (ci->flags & CI_NOLIST) {
 			tars_chunk_release(p, r, ci);
-		} else if (++p->nempty[ci->cls] > tars_chunk_empty_limit(p, ci->cls)) {
-			tars_chunk_release(p, r, ci);   /* uncounts it */
+		} else if (tars_chunk_may_keep_empty(p, ci->cls)) {
+			p->nempty[ci->cls]++;
+		} else {
+			p->nempty[ci->cls]++;   /* counted, so that release uncounts it */
+			tars_chunk_release(p, r, ci);
 		}
 	}
 }
@@ -338,8 +346,7 @@ tars_chunk_free_fast(void *ptr)
 	if (unlikely((size_t)slot * ci->size != off || slot >= ci->total ||
 	    (ci->map[slot >> 6] & (1ull << (slot & 63))) ||
 	    (ci->flags & (CI_NOACCESS | CI_NOLIST)) ||
-	    nfree == 1 || (nfree == ci->total &&
-	    p->nempty[ci->cls] >= tars_chunk_empty_limit(p, ci->cls)))) {
+	    nfree == 1 || (nfree == ci->total && !tars_chunk_may_keep_empty(p, ci->cls)))) {
 		goto out;   /* the general path releases the page */
 	}
 	uint16_t req = tars_ci_req(ci)[slot];

@@ -40,7 +40,7 @@ chunk_live(struct tars_pool *p, size_t *count, size_t *requested, size_t *reserv
 	for (unsigned c = 0; c < TARS_NCLASSES; c++) {
 		if (nempty[c] != p->nempty[c]) {
 			tars_fatal("tars_stats_get", "pool metadata corrupted: class %u "
-			    "counts %zu empty pages, has %zu", c, p->nempty[c], nempty[c]);
+			    "counts %zu empty pages, has %zu", c, (size_t)p->nempty[c], nempty[c]);
 		}
 		if (c != 0) {
 			*empty += nempty[c];

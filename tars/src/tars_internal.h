@@ -68,10 +68,14 @@ int tars_os_reserve(void *addr, size_t len);
 struct tars_rand {
 	uint32_t key[8];
 	uint64_t counter;
-	uint8_t buf[64];
+	uint8_t buf[256];
 	unsigned avail;
 	int need_reseed;
 };
+
+/* ChaCha8 keystream blocks (nonce 0): one, or four from `counter` on. */
+void tars_chacha8_block(const uint32_t key[8], uint64_t counter, uint8_t out[64]);
+void tars_chacha8_blocks4(const uint32_t key[8], uint64_t counter, uint8_t out[256]);
 
 void tars_rand_seed(struct tars_rand *r);
 void tars_rand_refill(struct tars_rand *r);
@@ -228,8 +232,8 @@ struct tars_pool {
 	uint8_t *mapping;            /* guard | pool page | guard */
 	struct tars_rand rnd;
 	struct chunk_info *lists[TARS_NCLASSES][TARS_NLISTS];
-	size_t listed[TARS_NCLASSES];      /* pages in the class lists */
-	size_t nempty[TARS_NCLASSES];      /* listed pages with every slot free */
+	uint32_t listed[TARS_NCLASSES];    /* pages in the class lists */
+	uint32_t nempty[TARS_NCLASSES];    /* listed pages with every slot free */
 	struct chunk_info *current[TARS_NCLASSES]; /* a listed page, or NULL:
 	                                    * the pick when there is no choice */
 	struct region_table regions;
