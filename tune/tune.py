@@ -29,8 +29,10 @@ the default again, an A/A control: its spread is the noise floor.
 
 Recommendation: among cache x classes and spare, the configuration with the
 lowest ln(latency index) + ln(bytes per buffer / default's) replaces the
-default only if it wins by more than the noise, without a worse p99 and
-without doubling the VMAs.  On a tie (every score within the noise), the
+default if it wins by more than the noise (the larger of the typical
+half-IQR, the A/A control's offset and the A/A control's half-IQR), without
+a worse p99 and without doubling the VMAs; if it fails a check, the next
+best that wins by more than the noise is weighed, and so on.  On a tie (every score within the noise), the
 tied configuration with the shortest p99 (at most 2% more bytes) replaces
 the default if its p99 index beats it by more than the noise: the p50s of
 the latency index do not see the system calls of rare page cycles, the p99
@@ -419,6 +421,9 @@ def recommend(summary, sw, fronts, meta, waste):
                              f(aa["lat_q75"]) if aa else "-", noise * 100))
     if aa and math.isfinite(aa["lat_index"]):
         noise = max(noise, abs(math.log(aa["lat_index"])))
+    # The A/A control's own spread over the rounds is the noise floor too.
+    if aa and all(math.isfinite(aa[k]) and aa[k] > 0 for k in ("lat_q25", "lat_q75")):
+        noise = max(noise, 0.5 * (math.log(aa["lat_q75"]) - math.log(aa["lat_q25"])))
 
     def largest(d):
         """The measurement this configuration moves most, as key ratio."""
@@ -487,30 +492,42 @@ def recommend(summary, sw, fronts, meta, waste):
             margin = max(margin, abs(math.log(aa["p99_index"])))
         return [c] if math.log(summary[c]["p99_index"]) < -margin else ["default"]
     tail = tail_pick()
-    p99_worse = math.isfinite(summary[best]["p99_index"]) and \
-        math.log(summary[best]["p99_index"]) > noise
-    # VMAs are a hard budget (vm.max_map_count) that keys and large blocks
-    # share: a configuration that multiplies them is no default.
-    v0, vb = dflt.get("vmas", float("nan")), summary[best].get("vmas", float("nan"))
-    vma_worse = math.isfinite(v0) and math.isfinite(vb) and v0 > 0 and vb > 2 * v0
-    if best != "default" and sb < sd - noise and vma_worse:
-        L.append("=> keep: %s beats the default by %.3f in score, but it maps %.0f VMAs "
-                 "against the default's %.0f (%.1fx) in %s: it spends the "
-                 "vm.max_map_count budget that keys and large blocks need." % (
-                     best, sd - sb, vb, v0, vb / v0, meta["mem_key"]))
-    elif best != "default" and sb < sd - noise and p99_worse:
-        L.append("=> keep: %s beats the default by %.3f in score, but its p99 index "
-                 "is %s (%s): the tail pays for it." % (
-                     best, sd - sb, f(summary[best]["p99_index"]),
-                     pct(summary[best]["p99_index"])))
-    elif best != "default" and sb < sd - noise:
-        for kv in best.split(","):
+    # Candidates that beat the default by more than the noise, best first;
+    # one rejected for its VMAs or its tail leaves the next one a chance.
+    v0 = dflt.get("vmas", float("nan"))
+    beaters = sorted((c for c in cands if c != "default" and score(summary[c]) < sd - noise),
+                     key=lambda c: score(summary[c]))
+    chosen = None
+    for c in beaters:
+        d = summary[c]
+        sc = score(d)
+        vb = d.get("vmas", float("nan"))
+        # VMAs are a hard budget (vm.max_map_count) that keys and large
+        # blocks share: a configuration that multiplies them is no default.
+        if math.isfinite(v0) and math.isfinite(vb) and v0 > 0 and vb > 2 * v0:
+            L.append("=> not %s: it beats the default by %.3f in score, but it maps %.0f "
+                     "VMAs against the default's %.0f (%.1fx) in %s: it spends the "
+                     "vm.max_map_count budget that keys and large blocks need." % (
+                         c, sd - sc, vb, v0, vb / v0, meta["mem_key"]))
+            continue
+        if math.isfinite(d["p99_index"]) and math.log(d["p99_index"]) > noise:
+            L.append("=> not %s: it beats the default by %.3f in score, but its p99 "
+                     "index is %s (%s): the tail pays for it." % (
+                         c, sd - sc, f(d["p99_index"]), pct(d["p99_index"])))
+            continue
+        chosen = c
+        break
+    if chosen is not None:
+        for kv in chosen.split(","):
             k, v = kv.split("=")
             rec[k] = int(v)
         L.append("=> change: %s beats the default by %.3f in score (latency %s, "
                  "bytes per buffer %s), more than the noise margin." % (
-                     best, sd - sb, pct(summary[best]["lat_index"]),
-                     pct(summary[best].get("bytes_per_buffer", float("nan")) / b0)))
+                     chosen, sd - score(summary[chosen]),
+                     pct(summary[chosen]["lat_index"]),
+                     pct(summary[chosen].get("bytes_per_buffer", float("nan")) / b0)))
+    elif beaters:
+        L.append("=> keep: every configuration that beats the default fails a check.")
     elif sb >= sd - noise and tail and tail[0] != "default":
         # A tie on the median: the tail decides (see tail_pick).
         for kv in tail[0].split(","):
@@ -911,6 +928,11 @@ def resummarize(a):
         info = {"run": os.path.basename(outdir), "machine": machine()}
     info.setdefault("run", os.path.basename(outdir))
     order = [n for n, _, _ in CONFIGS]
+    unknown = sorted({r["config"] for r in rows} - set(order))
+    if unknown:
+        sys.exit("tune: %s was swept with configurations this tune.py does not know "
+                 "(%s): summarize it with the tune/tune.py of the commit that ran it "
+                 "(tune.json names it)" % (outdir, ", ".join(unknown)))
     names = sorted({r["config"] for r in rows}, key=order.index)
     labels = []
     for r in rows:
