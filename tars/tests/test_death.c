@@ -226,6 +226,71 @@ Test(death, double_free_chunk_after_its_page_was_released)
 	    "double free");
 }
 
+/*
+ * Stale pointers into emptied chunk pages.  Same layout as above (first
+ * fit, spare=1): page C empties first and stays, writable and wiped; page
+ * B then goes to the PROT_NONE cache (arg 0) or, with cache=0, back to the
+ * kernel (arg 1).  A read through a pointer into B faults; one into C reads
+ * free junk, never the old contents.
+ */
+static volatile uint8_t *stale_b, *stale_c;
+
+static void
+empty_two_pages(long cache)
+{
+	set_option("random", 0);
+	set_option("spare", 1);
+	set_option("cache", cache);
+	void *keep = tars_malloc(64);
+	uint8_t *p[150];
+	for (int i = 0; i < 150; i++) {
+		p[i] = tars_malloc(64);
+		CHILD_CHECK(p[i] != NULL);
+		memset(p[i], 0x5a, 64);
+	}
+	stale_b = p[70];
+	stale_c = p[140];
+	for (int i = 150; i-- > 0;) {
+		tars_free(p[i]);
+	}
+	(void)keep;
+}
+
+static BUG void
+read_released_chunk_page(void *arg)
+{
+	empty_two_pages((long)(uintptr_t)arg);
+	uint8_t v = stale_b[0];   /* faults */
+	fprintf(stderr, "read %#x through a stale pointer\n", v);
+	_exit(0);
+}
+
+Test(death, stale_pointer_into_a_cached_chunk_page_faults)
+{
+	expect_fault(read_released_chunk_page, (void *)(uintptr_t)64);
+}
+
+Test(death, stale_pointer_into_an_unmapped_chunk_page_faults)
+{
+	expect_fault(read_released_chunk_page, (void *)(uintptr_t)0);
+}
+
+static BUG void
+read_kept_empty_page(void *arg)
+{
+	(void)arg;
+	empty_two_pages(64);
+	for (int i = 0; i < 64; i++) {
+		CHILD_CHECK(stale_c[i] == 0xdf);   /* free junk, not 0x5a */
+	}
+	_exit(0);
+}
+
+Test(death, stale_pointer_into_a_kept_empty_page_reads_junk)
+{
+	expect_exit0(read_kept_empty_page, NULL);
+}
+
 static BUG void
 double_free_large(void *arg)
 {
