@@ -98,6 +98,19 @@ tars_chunk_may_keep_empty(const struct tars_pool *p, unsigned cls)
 	return n < (cap < spare ? cap : spare);
 }
 
+/* Wipes a freed slot: free junk, or zeros with junk=0 (the page then no
+ * longer holds free junk everywhere, which junk=2 would check). */
+static inline void
+tars_chunk_wipe_slot(struct chunk_info *ci, void *ptr, unsigned ssize)
+{
+	if (likely(TARS_OPT(junk) >= 1)) {
+		tars_wipe16(ptr, TARS_FREE_JUNK, ssize);
+	} else {
+		tars_wipe16(ptr, 0, ssize);
+		ci->flags &= (uint8_t)~CI_JUNKED;
+	}
+}
+
 /* The first free slot at or after a random index (wrapping). */
 static inline unsigned
 tars_chunk_pick_slot(struct tars_pool *p, struct chunk_info *ci, int random)
@@ -204,12 +217,7 @@ tars_chunk_free(struct tars_pool *p, struct region *r, void *ptr, size_t expect_
 		if (req & REQ_CANARY) {
 			tars_chunk_canary_check(ptr, size, ssize, func);
 		}
-		if (likely(TARS_OPT(junk) >= 1)) {
-			tars_wipe16(ptr, TARS_FREE_JUNK, ssize);
-		} else {
-			tars_wipe16(ptr, 0, ssize);
-			ci->flags &= (uint8_t)~CI_JUNKED;
-		}
+		tars_chunk_wipe_slot(ci, ptr, ssize);
 	}
 	ci->map[slot >> 6] |= 1ull << (slot & 63);
 	unsigned nfree = ++ci->nfree;
@@ -218,12 +226,13 @@ tars_chunk_free(struct tars_pool *p, struct region *r, void *ptr, size_t expect_
 	}
 	if (unlikely(nfree == ci->total)) {
 		if (ci->flags & CI_NOLIST) {
-			tars_chunk_release(p, r, ci);
-		} else if (tars_chunk_may_keep_empty(p, ci->cls)) {
-			p->nempty[ci->cls]++;
+			tars_chunk_release(p, r, ci);   /* never listed, never counted */
 		} else {
-			p->nempty[ci->cls]++;   /* counted, so that release uncounts it */
-			tars_chunk_release(p, r, ci);
+			int keep = tars_chunk_may_keep_empty(p, ci->cls);
+			p->nempty[ci->cls]++;           /* release uncounts it */
+			if (!keep) {
+				tars_chunk_release(p, r, ci);
+			}
 		}
 	}
 }
@@ -355,12 +364,7 @@ tars_chunk_free_fast(void *ptr)
 	    (req & ~REQ_CANARY), (uint8_t *)ptr + ssize) != NULL)) {
 		goto out;   /* the general path reports it */
 	}
-	if (likely(TARS_OPT(junk) >= 1)) {
-		tars_wipe16(ptr, TARS_FREE_JUNK, ssize);
-	} else {
-		tars_wipe16(ptr, 0, ssize);
-		ci->flags &= (uint8_t)~CI_JUNKED;
-	}
+	tars_chunk_wipe_slot(ci, ptr, ssize);
 	ci->map[slot >> 6] |= 1ull << (slot & 63);
 	ci->nfree = (uint16_t)nfree;
 	p->nempty[ci->cls] += nfree == ci->total;

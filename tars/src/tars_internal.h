@@ -29,9 +29,7 @@
 #define TARS_MAX_POOLS 64
 #define TARS_CACHE_MAX 4096      /* upper bound of option `cache` */
 #define TARS_SPARE_MAX 1024      /* upper bound of option `spare` */
-#ifndef TARS_SPARE_SHIFT
 #define TARS_SPARE_SHIFT 1       /* keep empty at most 1 + listed/2 pages */
-#endif
 #define TARS_NLISTS 4            /* random lists of free-slot pages per class */
 #define TARS_RUN_PAGES 16        /* chunk pages mapped per mmap */
 
