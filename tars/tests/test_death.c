@@ -196,42 +196,13 @@ Test(death, double_free_chunk_after_other_frees)
 	EXPECT_TARS_ABORT(double_free_chunk_later, "tars_free", "double free", NULL);
 }
 
-static BUG void
-double_free_chunk_page_gone(void *arg)
-{
-	(void)arg;
-	/* First fit: keep and p[0..62] fill page A, p[63..126] page B,
-	 * p[127..149] page C.  Freed from the end, C empties first and
-	 * becomes the class's one kept empty page (spare=1); B then empties
-	 * while C is still empty, so B goes to the cache, its region is
-	 * forgotten, and the second free finds no owner at all. */
-	set_option("random", 0);
-	set_option("spare", 1);
-	void *keep = tars_malloc(64);
-	void *p[150];
-	for (int i = 0; i < 150; i++) {
-		p[i] = tars_malloc(64);
-		CHILD_CHECK(p[i] != NULL);
-	}
-	for (int i = 150; i-- > 0;) {
-		tars_free(p[i]);
-	}
-	tars_free(p[70]);
-	tars_free(keep);
-}
-
-Test(death, double_free_chunk_after_its_page_was_released)
-{
-	EXPECT_TARS_ABORT(double_free_chunk_page_gone, "tars_free", "bogus pointer",
-	    "double free");
-}
-
 /*
- * Stale pointers into emptied chunk pages.  Same layout as above (first
- * fit, spare=1): page C empties first and stays, writable and wiped; page
- * B then goes to the PROT_NONE cache (arg 0) or, with cache=0, back to the
- * kernel (arg 1).  A read through a pointer into B faults; one into C reads
- * free junk, never the old contents.
+ * Two emptied chunk pages.  First fit: keep and p[0..62] fill page A,
+ * p[63..126] page B, p[127..149] page C.  Freed from the end, C empties
+ * first and becomes the class's one kept empty page (spare=1), writable and
+ * wiped; B then empties while C is still empty, so B goes to the PROT_NONE
+ * cache (or, with cache=0, back to the kernel) and its region is forgotten.
+ * stale_b points into B, stale_c into C.
  */
 static volatile uint8_t *stale_b, *stale_c;
 
@@ -257,6 +228,21 @@ empty_two_pages(long cache)
 }
 
 static BUG void
+double_free_chunk_page_gone(void *arg)
+{
+	(void)arg;
+	/* The second free of a pointer into B finds no owner at all. */
+	empty_two_pages(64);
+	tars_free((void *)stale_b);
+}
+
+Test(death, double_free_chunk_after_its_page_was_released)
+{
+	EXPECT_TARS_ABORT(double_free_chunk_page_gone, "tars_free", "bogus pointer",
+	    "double free");
+}
+
+static BUG void
 read_released_chunk_page(void *arg)
 {
 	empty_two_pages((long)(uintptr_t)arg);
@@ -265,6 +251,8 @@ read_released_chunk_page(void *arg)
 	_exit(0);
 }
 
+/* A read through a pointer into B faults, cached or unmapped; one into C
+ * reads free junk, never the old contents. */
 Test(death, stale_pointer_into_a_cached_chunk_page_faults)
 {
 	expect_fault(read_released_chunk_page, (void *)(uintptr_t)64);
