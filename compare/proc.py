@@ -3,6 +3,7 @@ compare/run.py and tune/tune.py)."""
 
 import json
 import subprocess
+import sys
 import time
 
 
@@ -30,3 +31,13 @@ def run_json(cmd, timeout, env=None):
     except ValueError:
         pass
     return rc, out, err, secs, doc
+
+
+def exit_status(prog, errors):
+    """Lists the failed processes on stderr; the driver's exit status."""
+    if not errors:
+        return 0
+    print("%s: %d process(es) failed:" % (prog, len(errors)), file=sys.stderr)
+    for e in errors:
+        print("  " + e, file=sys.stderr)
+    return 1

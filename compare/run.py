@@ -295,12 +295,7 @@ def main():
         os.replace(tmp, link)
     print("compare: %d rows in %s (%s)" % (len(rows),
           os.path.join(outdir, "compare.csv"), fmt_secs(doc["seconds"])))
-    if errors:
-        print("compare: %d process(es) failed:" % len(errors), file=sys.stderr)
-        for e in errors:
-            print("  " + e, file=sys.stderr)
-        return 1
-    return 0
+    return proc.exit_status("compare", errors)
 
 
 if __name__ == "__main__":

@@ -444,7 +444,7 @@ def recommend(summary, sw, fronts, meta, waste):
     tuning = [c for c in TUNING if c in summary]
     cands = [c for c in tuning if c in fronts["tuning"]] or tuning
     best = min(cands, key=lambda c: score(summary[c]))
-    sb, sd = score(summary[best]), score(dflt)
+    sd = score(dflt)
     L.append("")
     L.append("cache x classes, spare (score = ln(median latency index) + ln(bytes per buffer / "
              "default's); lower is better; noise margin %.3f):" % noise)
@@ -459,29 +459,35 @@ def recommend(summary, sw, fronts, meta, waste):
                      f(d.get("cache_hit_rate"), "%.2f"),
                      "  (front)" if c in fronts["tuning"] else ""))
     rec = dict(DEFAULTS)
+    v0 = dflt.get("vmas", float("nan"))
+
+    def vmas_doubled(d):
+        """VMAs are a hard budget (vm.max_map_count) that keys and large
+        blocks share: a configuration that doubles them is no default."""
+        vv = d.get("vmas", float("nan"))
+        return math.isfinite(v0) and math.isfinite(vv) and v0 > 0 and vv > 2 * v0
+
+    def adopt(name):
+        for kv in name.split(","):
+            k, v = kv.split("=")
+            rec[k] = int(v)
 
     def tail_pick():
         """Among the configurations that tie the default (score within the
-        noise, at most 2% more bytes per buffer, no more VMAs than twice
-        the default's), the one whose p99 index is lowest, if it beats the
-        default's tail by more than the noise (that of the p99 in the A/A
-        control, if larger); the default otherwise.  The
-        latency index is built from p50s, which do not see the system
-        calls of the rare page cycles; a shorter tail is what such a
-        configuration buys."""
-        v0 = dflt.get("vmas", float("nan"))
+        noise, at most 2% more bytes per buffer, VMAs not doubled), the one
+        whose p99 index is lowest, if it beats the default's tail by more
+        than the noise (that of the p99 in the A/A control, if larger);
+        "default" otherwise, None if nothing ties.  The latency index is
+        built from p50s, which do not see the system calls of the rare
+        page cycles; a shorter tail is what such a configuration buys."""
         ties = []
         for c in tuning:
             d = summary[c]
             bb = d.get("bytes_per_buffer", float("nan"))
-            vv = d.get("vmas", float("nan"))
-            if not (abs(score(d) - sd) <= noise and math.isfinite(bb) and b0 > 0
+            if (abs(score(d) - sd) <= noise and math.isfinite(bb) and b0 > 0
                     and bb <= 1.02 * b0 and math.isfinite(d["p99_index"])
-                    and d["p99_index"] > 0):
-                continue
-            if math.isfinite(v0) and math.isfinite(vv) and v0 > 0 and vv > 2 * v0:
-                continue
-            ties.append(c)
+                    and d["p99_index"] > 0 and not vmas_doubled(d)):
+                ties.append(c)
         if not ties:
             return None
         c = min(ties, key=lambda c: summary[c]["p99_index"])
@@ -490,37 +496,30 @@ def recommend(summary, sw, fronts, meta, waste):
         margin = noise
         if aa and math.isfinite(aa["p99_index"]) and aa["p99_index"] > 0:
             margin = max(margin, abs(math.log(aa["p99_index"])))
-        return [c] if math.log(summary[c]["p99_index"]) < -margin else ["default"]
-    tail = tail_pick()
+        return c if math.log(summary[c]["p99_index"]) < -margin else "default"
+
     # Candidates that beat the default by more than the noise, best first;
     # one rejected for its VMAs or its tail leaves the next one a chance.
-    v0 = dflt.get("vmas", float("nan"))
     beaters = sorted((c for c in cands if c != "default" and score(summary[c]) < sd - noise),
                      key=lambda c: score(summary[c]))
     chosen = None
     for c in beaters:
         d = summary[c]
-        sc = score(d)
-        vb = d.get("vmas", float("nan"))
-        # VMAs are a hard budget (vm.max_map_count) that keys and large
-        # blocks share: a configuration that multiplies them is no default.
-        if math.isfinite(v0) and math.isfinite(vb) and v0 > 0 and vb > 2 * v0:
+        if vmas_doubled(d):
             L.append("=> not %s: it beats the default by %.3f in score, but it maps %.0f "
                      "VMAs against the default's %.0f (%.1fx) in %s: it spends the "
                      "vm.max_map_count budget that keys and large blocks need." % (
-                         c, sd - sc, vb, v0, vb / v0, meta["mem_key"]))
-            continue
-        if math.isfinite(d["p99_index"]) and math.log(d["p99_index"]) > noise:
+                         c, sd - score(d), d["vmas"], v0, d["vmas"] / v0, meta["mem_key"]))
+        elif math.isfinite(d["p99_index"]) and math.log(d["p99_index"]) > noise:
             L.append("=> not %s: it beats the default by %.3f in score, but its p99 "
                      "index is %s (%s): the tail pays for it." % (
-                         c, sd - sc, f(d["p99_index"]), pct(d["p99_index"])))
-            continue
-        chosen = c
-        break
+                         c, sd - score(d), f(d["p99_index"]), pct(d["p99_index"])))
+        else:
+            chosen = c
+            break
+    tail = None if beaters else tail_pick()
     if chosen is not None:
-        for kv in chosen.split(","):
-            k, v = kv.split("=")
-            rec[k] = int(v)
+        adopt(chosen)
         L.append("=> change: %s beats the default by %.3f in score (latency %s, "
                  "bytes per buffer %s), more than the noise margin." % (
                      chosen, sd - score(summary[chosen]),
@@ -528,20 +527,18 @@ def recommend(summary, sw, fronts, meta, waste):
                      pct(summary[chosen].get("bytes_per_buffer", float("nan")) / b0)))
     elif beaters:
         L.append("=> keep: every configuration that beats the default fails a check.")
-    elif sb >= sd - noise and tail and tail[0] != "default":
+    elif tail not in (None, "default"):
         # A tie on the median: the tail decides (see tail_pick).
-        for kv in tail[0].split(","):
-            k, v = kv.split("=")
-            rec[k] = int(v)
+        adopt(tail)
         L.append("=> change: %s ties the default within the noise (score %+.3f vs "
                  "%+.3f) and has the shorter tail: p99 index %s, bytes per buffer %s." % (
-                     tail[0], score(summary[tail[0]]), sd,
-                     f(summary[tail[0]]["p99_index"]),
-                     pct(summary[tail[0]].get("bytes_per_buffer", float("nan")) / b0)))
-    elif best != "default" and sb >= sd - noise:
+                     tail, score(summary[tail]), sd, f(summary[tail]["p99_index"]),
+                     pct(summary[tail].get("bytes_per_buffer", float("nan")) / b0)))
+    elif best != "default":
         L.append("=> keep: the best scoring configuration (%s, score %+.3f) is within "
                  "the noise margin of the default (%+.3f)%s." % (
-                     best, sb, sd, "; no tie has a shorter tail" if tail else ""))
+                     best, score(summary[best]), sd,
+                     "; no tie has a shorter tail" if tail else ""))
     else:
         L.append("=> keep: the default scores best.")
     if waste:
@@ -905,12 +902,7 @@ def analyse(a, outdir, rows, names, jobs, rounds, slots, info, errors):
     print()
     print("tune: %d rows, results %s (%s)" % (len(rows), os.path.abspath(outdir),
                                                fmt_secs(info.get("seconds", 0))))
-    if errors:
-        print("tune: %d process(es) failed:" % len(errors), file=sys.stderr)
-        for e in errors:
-            print("  " + e, file=sys.stderr)
-        return 1
-    return 0
+    return proc.exit_status("tune", errors)
 
 
 def resummarize(a):
