@@ -178,6 +178,19 @@ TARS_API TARS_WUR int tars_option_set(const char *name, long value) TARS_NONNULL
 /* The value, or -1 with errno EINVAL for an unknown name. */
 TARS_API TARS_WUR long tars_option_get(const char *name) TARS_NONNULL(1);
 
+/* One entry of the option table: the harnesses, the fuzzer and the tuning
+ * sweep enumerate names, ranges and defaults here instead of copying them. */
+struct tars_option_desc {
+	const char *name;
+	long min, max;       /* accepted values, inclusive */
+	long def;            /* the default */
+	int init_only;       /* 1: fixed at the first allocation (EBUSY after) */
+	const char *help;    /* one line */
+};
+
+/* The i-th option, or NULL past the last one. */
+TARS_API TARS_WUR const struct tars_option_desc *tars_option_at(size_t i);
+
 /* ------------------------------------------------------------------------
  * Statistics (summed over pools; a consistent snapshot per pool)
  * --------------------------------------------------------------------- */
@@ -219,6 +232,24 @@ struct tars_stats {
 TARS_API void tars_stats_get(struct tars_stats *out) TARS_NONNULL(1);
 /* Human-readable, one "name value" per line. */
 TARS_API void tars_stats_print(FILE *out) TARS_NONNULL(1);
+/* One JSON object: every scalar field by name, then "classes": an array
+ * of {"size", "mallocs"} for the classes used.  No trailing newline. */
+TARS_API void tars_stats_print_json(FILE *out) TARS_NONNULL(1);
+
+/* One scalar field of struct tars_stats, for programs that enumerate them
+ * (every field is 64 bits wide). */
+struct tars_stat_desc {
+	const char *name;    /* the field's name in struct tars_stats */
+	size_t offset;       /* offsetof(struct tars_stats, name) */
+	const char *unit;    /* "bytes", "pages", "count" */
+	const char *help;    /* one line */
+};
+
+/* The i-th scalar field, or NULL past the last one. */
+TARS_API TARS_WUR const struct tars_stat_desc *tars_stat_at(size_t i);
+/* Its value in a snapshot. */
+TARS_API TARS_WUR uint64_t tars_stat_value(const struct tars_stats *s,
+    const struct tars_stat_desc *d) TARS_NONNULL(1, 2);
 
 /* ------------------------------------------------------------------------
  * tars_buf: a fixed-length sensitive buffer (TARS ProtBuf)

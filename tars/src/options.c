@@ -15,38 +15,51 @@
 
 #include "tars_internal.h"
 
-struct option_def {
-	const char *name;
-	size_t offset;
-	long min, max, def;
-	int init_only;       /* fixed once the first allocation happened */
-};
+/*
+ * The one option table: name, range, default, whether it is fixed at the
+ * first allocation, and its documentation line.  Everything else (the
+ * defaults before the options page exists, tars_option_at, the harnesses,
+ * the fuzzer and the tuning sweep) is derived from it.
+ */
+#define TARS_OPTION_TABLE(X)                                                  \
+	X(junk, 0, 2, 1, 0, "0 zero on free only; 1 junk on alloc and free; "    \
+	    "2 also verify the free junk when a chunk slot is reused")            \
+	X(canary, 0, 1, 1, 0, "1 fill chunk slack and large-block padding with " \
+	    "a per-slot secret pattern, checked at free")                         \
+	X(cache, 0, TARS_CACHE_MAX, 64, 0, "empty chunk pages kept PROT_NONE "   \
+	    "and wiped instead of released")                                      \
+	X(classes, 0, 1, 1, 0, "0 power-of-two size classes; 1 quarter steps")  \
+	X(random, 0, 1, 1, 0, "1 random slot and page choice; 0 first fit")     \
+	X(mlock, 0, 2, 1, 0, "0 off; 1 best effort; 2 strict (ENOMEM)")          \
+	X(dump, 0, 1, 0, 0, "0 data pages excluded from core dumps; 1 included") \
+	X(fork, 0, 2, 1, 0, "0 inherit; 1 wipe on fork; 2 not inherited")       \
+	X(pools, 1, TARS_MAX_POOLS, 4, 1, "pools that threads spread over")      \
+	X(secretmem, 0, 1, 0, 0, "1 back keys with memfd_secret(2) when "        \
+	    "available")                                                          \
+	X(stats, 0, 1, 0, 0, "1 print the statistics to stderr at exit")        \
+	X(spare, 1, TARS_SPARE_MAX, 64, 0, "empty chunk pages each size class "  \
+	    "keeps writable and wiped")
 
-#define OPT(n, lo, hi, d, io) \
-	{ #n, offsetof(struct tars_options, n), lo, hi, d, io }
-
-static const struct option_def defs[] = {
-	OPT(junk, 0, 2, 1, 0),
-	OPT(canary, 0, 1, 1, 0),
-	OPT(cache, 0, TARS_CACHE_MAX, 64, 0),
-	OPT(classes, 0, 1, 1, 0),
-	OPT(random, 0, 1, 1, 0),
-	OPT(mlock, 0, 2, 1, 0),
-	OPT(dump, 0, 1, 0, 0),
-	OPT(fork, 0, 2, 1, 0),
-	OPT(pools, 1, TARS_MAX_POOLS, 4, 1),
-	OPT(secretmem, 0, 1, 0, 0),
-	OPT(stats, 0, 1, 0, 0),
-	OPT(spare, 1, TARS_SPARE_MAX, 64, 0),
+#define OPT_DESC(n, lo, hi, d, io, help) \
+	{ #n, lo, hi, d, io, help },
+static const struct tars_option_desc descs[] = {
+	TARS_OPTION_TABLE(OPT_DESC)
 };
-#define NDEFS (sizeof(defs) / sizeof(defs[0]))
+#undef OPT_DESC
+#define NDEFS (sizeof(descs) / sizeof(descs[0]))
+
+#define OPT_OFFSET(n, lo, hi, d, io, help) offsetof(struct tars_options, n),
+static const size_t offsets[NDEFS] = {
+	TARS_OPTION_TABLE(OPT_OFFSET)
+};
+#undef OPT_OFFSET
 
 /* Defaults until the options page exists, so reads are always valid. */
+#define OPT_DEFAULT(n, lo, hi, d, io, help) .n = d,
 static const struct tars_options builtin = {
-	.junk = 1, .canary = 1, .cache = 64, .classes = 1, .random = 1,
-	.mlock = 1, .dump = 0, .fork = 1, .pools = 4, .secretmem = 0,
-	.stats = 0, .spare = 64,
+	TARS_OPTION_TABLE(OPT_DEFAULT)
 };
+#undef OPT_DEFAULT
 
 const struct tars_options *tars_opt = &builtin;
 static struct tars_options *page;      /* the options page, once mapped */
@@ -55,20 +68,26 @@ static int sealed;
 static pthread_mutex_t opt_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static long *
-field(struct tars_options *o, const struct option_def *d)
+field(struct tars_options *o, const struct tars_option_desc *d)
 {
-	return (long *)(void *)((char *)o + d->offset);
+	return (long *)(void *)((char *)o + offsets[d - descs]);
 }
 
-static const struct option_def *
+static const struct tars_option_desc *
 lookup(const char *name, size_t len)
 {
 	for (size_t i = 0; i < NDEFS; i++) {
-		if (strlen(defs[i].name) == len && strncmp(defs[i].name, name, len) == 0) {
-			return &defs[i];
+		if (strlen(descs[i].name) == len && strncmp(descs[i].name, name, len) == 0) {
+			return &descs[i];
 		}
 	}
 	return NULL;
+}
+
+const struct tars_option_desc *
+tars_option_at(size_t i)
+{
+	return i < NDEFS ? &descs[i] : NULL;
 }
 
 static void
@@ -88,7 +107,7 @@ parse_env(struct tars_options *o)
 		} else if (eq == NULL) {
 			tars_warn("TARS_OPTIONS: '%.*s' is not name=value; ignored", (int)len, s);
 		} else {
-			const struct option_def *d = lookup(s, (size_t)(eq - s));
+			const struct tars_option_desc *d = lookup(s, (size_t)(eq - s));
 			char num[32];
 			size_t vlen = len - (size_t)(eq - s) - 1;
 			char *stop = NULL;
@@ -162,7 +181,7 @@ tars_options_seal(void)
 int
 tars_option_set(const char *name, long value)
 {
-	const struct option_def *d = lookup(name, strlen(name));
+	const struct tars_option_desc *d = lookup(name, strlen(name));
 	if (d == NULL || value < d->min || value > d->max) {
 		errno = EINVAL;
 		return -1;
@@ -190,7 +209,7 @@ tars_option_set(const char *name, long value)
 long
 tars_option_get(const char *name)
 {
-	const struct option_def *d = lookup(name, strlen(name));
+	const struct tars_option_desc *d = lookup(name, strlen(name));
 	if (d == NULL) {
 		errno = EINVAL;
 		return -1;

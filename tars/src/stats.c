@@ -2,6 +2,7 @@
  * stats.c - counters for the research suite, summed over pools.
  */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -101,23 +102,65 @@ tars_stats_get(struct tars_stats *s)
 	s->munmaps = atomic_load(&tars_munmaps);
 }
 
+/* The scalar fields, in the order they are printed. */
+#define S(f, unit, help) { #f, offsetof(struct tars_stats, f), unit, help },
+static const struct tars_stat_desc stat_descs[] = {
+	S(page_size, "bytes", "bytes per page")
+	S(pools, "count", "pools created so far")
+	S(chunk_pages, "pages", "pages holding chunk slots, in use")
+	S(empty_pages, "pages", "of which every slot is free (option spare)")
+	S(zero_pages, "pages", "PROT_NONE pages holding size-0 slots")
+	S(cached_pages, "pages", "empty chunk pages in the caches")
+	S(reserve_pages, "pages", "mapped chunk pages not handed out yet")
+	S(large_count, "count", "live large allocations")
+	S(large_pages, "pages", "their data pages (guards excluded)")
+	S(key_count, "count", "live key allocations")
+	S(key_pages, "pages", "their data pages (guards excluded)")
+	S(secretmem_pages, "pages", "key data pages backed by memfd_secret")
+	S(guard_pages, "pages", "PROT_NONE guard pages")
+	S(meta_pages, "pages", "pages of metadata")
+	S(locked_bytes, "bytes", "bytes currently mlock'ed by tars")
+	S(unlocked_bytes, "bytes", "bytes that mlock=1 failed to lock")
+	S(live_count, "count", "live allocations of all kinds")
+	S(live_requested, "bytes", "bytes requested by them")
+	S(live_reserved, "bytes", "bytes of slots and pages reserved for them")
+	S(mallocs, "count", "successful allocations, all kinds")
+	S(frees, "count", "frees, all kinds")
+	S(cache_hits, "count", "new chunk pages taken from the cache")
+	S(cache_misses, "count", "new chunk pages taken from the OS")
+	S(protect_changes, "count", "mprotect calls")
+	S(syscalls, "count", "every system call tars issued")
+	S(mmaps, "count", "of which mmap")
+	S(munmaps, "count", "of which munmap")
+};
+#undef S
+#define NSTATS (sizeof(stat_descs) / sizeof(stat_descs[0]))
+_Static_assert(sizeof(size_t) == sizeof(uint64_t), "stats fields are 64-bit");
+
+const struct tars_stat_desc *
+tars_stat_at(size_t i)
+{
+	return i < NSTATS ? &stat_descs[i] : NULL;
+}
+
+uint64_t
+tars_stat_value(const struct tars_stats *s, const struct tars_stat_desc *d)
+{
+	uint64_t v;
+	memcpy(&v, (const char *)s + d->offset, sizeof(v));
+	return v;
+}
+
 void
 tars_stats_print(FILE *out)
 {
 	struct tars_stats s;
 	tars_stats_get(&s);
 	fprintf(out, "tars stats\n");
-#define Z(f) fprintf(out, "  %-16s %zu\n", #f, s.f)
-#define U(f) fprintf(out, "  %-16s %" PRIu64 "\n", #f, s.f)
-	Z(page_size); Z(pools); Z(chunk_pages); Z(zero_pages); Z(empty_pages); Z(cached_pages);
-	Z(reserve_pages); Z(large_count); Z(large_pages); Z(key_count);
-	Z(key_pages); Z(secretmem_pages); Z(guard_pages); Z(meta_pages);
-	Z(locked_bytes); Z(unlocked_bytes); Z(live_count); Z(live_requested);
-	Z(live_reserved);
-	U(mallocs); U(frees); U(cache_hits); U(cache_misses);
-	U(protect_changes); U(syscalls); U(mmaps); U(munmaps);
-#undef Z
-#undef U
+	for (size_t i = 0; i < NSTATS; i++) {
+		fprintf(out, "  %-16s %" PRIu64 "\n", stat_descs[i].name,
+		    tars_stat_value(&s, &stat_descs[i]));
+	}
 	fprintf(out, "  class  slot  mallocs\n");
 	for (unsigned c = 0; c < TARS_NCLASSES; c++) {
 		if (s.class_mallocs[c] != 0) {
@@ -125,6 +168,28 @@ tars_stats_print(FILE *out)
 			    s.class_mallocs[c]);
 		}
 	}
+}
+
+void
+tars_stats_print_json(FILE *out)
+{
+	struct tars_stats s;
+	tars_stats_get(&s);
+	fputc('{', out);
+	for (size_t i = 0; i < NSTATS; i++) {
+		fprintf(out, "%s\"%s\": %" PRIu64, i ? ", " : "", stat_descs[i].name,
+		    tars_stat_value(&s, &stat_descs[i]));
+	}
+	fprintf(out, ", \"classes\": [");
+	int first = 1;
+	for (unsigned c = 0; c < TARS_NCLASSES; c++) {
+		if (s.class_mallocs[c] != 0) {
+			fprintf(out, "%s{\"size\": %zu, \"mallocs\": %" PRIu64 "}",
+			    first ? "" : ", ", s.class_size[c], s.class_mallocs[c]);
+			first = 0;
+		}
+	}
+	fprintf(out, "]}");
 }
 
 void

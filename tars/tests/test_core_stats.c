@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <stddef.h>
 #include <criterion/criterion.h>
 
 #include "tars.h"
@@ -364,4 +365,54 @@ Test(stats, print_lists_the_counters)
 	cr_assert_eq(v, 1);
 	free(buf);
 	tars_free(p);
+}
+
+/* The field table covers struct tars_stats exactly once per scalar field,
+ * and the JSON printer writes every one of them with its value. */
+Test(stats, field_table_and_json)
+{
+	void *a = tars_malloc(64), *b = tars_malloc(100000);
+	cr_assert(a != NULL && b != NULL);
+	struct tars_stats s;
+	tars_stats_get(&s);
+	size_t n = 0, covered = 0;
+	for (const struct tars_stat_desc *d; (d = tars_stat_at(n)) != NULL; n++) {
+		cr_assert_lt(d->offset + 8, offsetof(struct tars_stats, class_mallocs) + 1 +
+		    sizeof(s) - offsetof(struct tars_stats, class_mallocs));
+		for (size_t k = 0; k < n; k++) {
+			cr_assert_neq(tars_stat_at(k)->offset, d->offset, "%s twice", d->name);
+		}
+		cr_assert(d->unit != NULL && d->help != NULL);
+		covered += 8;
+	}
+	/* Every byte of the struct but the two per-class arrays. */
+	cr_assert_eq(covered, sizeof(s) - sizeof(s.class_mallocs) - sizeof(s.class_size));
+	const struct tars_stat_desc *live = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(tars_stat_at(i)->name, "live_count") == 0) {
+			live = tars_stat_at(i);
+		}
+	}
+	cr_assert_not_null(live);
+	cr_assert_eq(tars_stat_value(&s, live), s.live_count);
+	cr_assert_eq(s.live_count, 2);
+
+	char buf[8192];
+	FILE *f = fmemopen(buf, sizeof(buf), "w");
+	cr_assert_not_null(f);
+	tars_stats_print_json(f);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(buf[0], '{');
+	cr_assert_eq(buf[strlen(buf) - 1], '}');
+	cr_assert(strstr(buf, "\"live_count\": 2,") != NULL, "%s", buf);
+	cr_assert(strstr(buf, "\"classes\": [{\"size\": 64, \"mallocs\": 1}]") != NULL,
+	    "%s", buf);
+	*strstr(buf, "\"classes\"") = '\0';   /* the scalar part */
+	for (size_t i = 0; i < n; i++) {
+		char key[64];
+		snprintf(key, sizeof(key), "\"%s\": ", tars_stat_at(i)->name);
+		cr_assert_eq(count_substr(buf, key), 1, "%s in %s", key, buf);
+	}
+	tars_free(a);
+	tars_free(b);
 }

@@ -63,6 +63,26 @@ Test(options, defaults_are_as_documented)
 	tars_free(p);
 }
 
+/* The public table (tars_option_at) is the one documented above, in order,
+ * and agrees with tars_option_get. */
+Test(options, the_option_table_is_the_documented_one)
+{
+	size_t n = 0;
+	for (const struct tars_option_desc *d; (d = tars_option_at(n)) != NULL; n++) {
+		cr_assert_lt(n, NOPTS, "undocumented option %s", d->name);
+		cr_assert_str_eq(d->name, opts[n].name);
+		cr_assert_eq(d->min, opts[n].min, "%s min", d->name);
+		cr_assert_eq(d->max, opts[n].max, "%s max", d->name);
+		cr_assert_eq(d->def, opts[n].def, "%s default", d->name);
+		cr_assert_eq(d->init_only, strcmp(d->name, "pools") == 0, "%s", d->name);
+		cr_assert(d->help != NULL && strlen(d->help) > 10, "%s help", d->name);
+		cr_assert_eq(tars_option_get(d->name), d->def);
+	}
+	cr_assert_eq(n, NOPTS);
+	cr_assert_null(tars_option_at(n));
+	cr_assert_null(tars_option_at((size_t)-1));
+}
+
 static void
 set_get_all(int after_init)
 {
