@@ -2,23 +2,7 @@
 #include "compare.h"
 
 #include <gnu/libc-version.h>
-#include <stdio.h>
 #include <stdlib.h>
-
-static void *glibc_alloc(size_t size)
-{
-	void *p = malloc(size);
-
-	if (p == NULL)
-		compare_fail_call = "malloc";
-	return p;
-}
-
-static void glibc_release(void *ptr, size_t size)
-{
-	(void)size;
-	free(ptr);
-}
 
 static void glibc_version(char *out, size_t len)
 {
@@ -27,9 +11,12 @@ static void glibc_version(char *out, size_t len)
 
 const struct compare_backend compare_backend = {
 	.name = "glibc",
+	.what = "malloc / free of the C library (ptmalloc2)",
 	.malloc_owner = "libc.so",
-	.alloc = glibc_alloc,
-	.release = glibc_release,
+	.alloc_name = "malloc",
+	.alloc = malloc,
+	.free = free,
+	.realloc = realloc,
 	.version = glibc_version,
 	.capacity_note = "bounded by address space and memory only",
 };

@@ -3,24 +3,7 @@
 #include "compare.h"
 
 #include <jemalloc/jemalloc.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-
-static void *je_alloc(size_t size)
-{
-	void *p = malloc(size);
-
-	if (p == NULL)
-		compare_fail_call = "malloc";
-	return p;
-}
-
-static void je_release(void *ptr, size_t size)
-{
-	(void)size;
-	free(ptr);
-}
 
 static void je_version(char *out, size_t len)
 {
@@ -34,9 +17,12 @@ static void je_version(char *out, size_t len)
 
 const struct compare_backend compare_backend = {
 	.name = "jemalloc",
+	.what = "malloc / free replaced by Debian's jemalloc",
 	.malloc_owner = "libjemalloc",
-	.alloc = je_alloc,
-	.release = je_release,
+	.alloc_name = "malloc",
+	.alloc = malloc,
+	.free = free,
+	.realloc = realloc,
 	.version = je_version,
 	.capacity_note = "bounded by address space and memory only",
 };

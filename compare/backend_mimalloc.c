@@ -5,23 +5,7 @@
 #include "compare.h"
 
 #include <mimalloc.h>
-#include <stdio.h>
 #include <stdlib.h>
-
-static void *mi_alloc(size_t size)
-{
-	void *p = malloc(size);
-
-	if (p == NULL)
-		compare_fail_call = "malloc";
-	return p;
-}
-
-static void mi_release(void *ptr, size_t size)
-{
-	(void)size;
-	free(ptr);
-}
 
 static void mi_ver(char *out, size_t len)
 {
@@ -32,9 +16,12 @@ static void mi_ver(char *out, size_t len)
 
 const struct compare_backend compare_backend = {
 	.name = "mimalloc",
+	.what = "malloc / free replaced by Debian's mimalloc",
 	.malloc_owner = "libmimalloc",
-	.alloc = mi_alloc,
-	.release = mi_release,
+	.alloc_name = "malloc",
+	.alloc = malloc,
+	.free = free,
+	.realloc = realloc,
 	.version = mi_ver,
 	.capacity_note = "bounded by address space and memory only",
 };

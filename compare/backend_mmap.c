@@ -128,7 +128,10 @@ static void mm_counters(const struct measure_key *k)
 
 const struct compare_backend compare_backend = {
 	.name = "mmap",
+	.what = "naive guarded mmap: a mapping per buffer, guard page each side, "
+	    "mlock, MADV_DONTDUMP; munmap on free",
 	.malloc_owner = "libc.so",
+	.alloc_name = "mmap",
 	.init = mm_init,
 	.alloc = mm_alloc,
 	.release = mm_release,

@@ -60,10 +60,19 @@ static void os_version(char *out, size_t len)
 
 const struct compare_backend compare_backend = {
 	.name = "openssl",
+	.what = "OpenSSL secure heap: one mlocked arena, OPENSSL_secure_malloc / "
+	    "OPENSSL_secure_clear_free",
 	.malloc_owner = "libc.so",
+	.alloc_name = "OPENSSL_secure_malloc",
 	.prepare = os_prepare,
 	.alloc = os_alloc,
 	.release = os_release,
 	.version = os_version,
+	.tls_heap = TLS_OWN,
+	.tls_note = "OpenSSL keeps its heap on glibc and puts its own secrets "
+	    "(private keys, ephemeral key shares) in the secure heap, as an "
+	    "application that calls CRYPTO_secure_malloc_init gets: routing every "
+	    "allocation into the arena would recurse (the arena's bookkeeping is "
+	    "allocated with OPENSSL_malloc) and serialise on its lock",
 	.capacity_note = "fixed arena: capacity is arena-bound (sized here for the cap)",
 };

@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <sodium.h>
-#include <stdio.h>
 
 static int na_init(char *note, size_t len)
 {
@@ -15,21 +14,6 @@ static int na_init(char *note, size_t len)
 		return -1;
 	}
 	return 0;
-}
-
-static void *na_alloc(size_t size)
-{
-	void *p = sodium_malloc(size);
-
-	if (p == NULL)
-		compare_fail_call = "sodium_malloc";
-	return p;
-}
-
-static void na_release(void *ptr, size_t size)
-{
-	(void)size;
-	sodium_free(ptr);
 }
 
 static int na_none(void *ptr, size_t size)
@@ -44,6 +28,12 @@ static int na_read(void *ptr, size_t size)
 	return sodium_mprotect_readonly(ptr);
 }
 
+static void na_release(void *ptr, size_t size)
+{
+	(void)size;
+	sodium_free(ptr);
+}
+
 static void na_version(char *out, size_t len)
 {
 	snprintf(out, len, "libsodium %s", sodium_version_string());
@@ -51,11 +41,13 @@ static void na_version(char *out, size_t len)
 
 const struct compare_backend compare_backend = {
 	.name = "sodium",
+	.what = "libsodium sodium_malloc / sodium_free: a guarded, mlocked mapping per buffer",
 	.malloc_owner = "libc.so",
+	.alloc_name = "sodium_malloc",
 	.init = na_init,
-	.alloc = na_alloc,
-	.release = na_release,
-	.alloc_secret = na_alloc,
+	.alloc = sodium_malloc,
+	.free = sodium_free,
+	.alloc_secret = sodium_malloc,
 	.release_secret = na_release,
 	.protect_none = na_none,
 	.protect_read = na_read,

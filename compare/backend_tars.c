@@ -2,27 +2,14 @@
  * default options (or TARS_OPTIONS from the environment). */
 #include "tars_common.h"
 
-static void *t_alloc(size_t size)
-{
-	void *p = tars_malloc(size);
-
-	if (p == NULL)
-		compare_fail_call = "tars_malloc";
-	return p;
-}
-
-static void t_release(void *ptr, size_t size)
-{
-	(void)size;
-	tars_free(ptr);
-}
-
 const struct compare_backend compare_backend = {
 	.name = "tars",
+	.what = "tars_malloc / tars_free (chunk path), default options",
 	.malloc_owner = "libc.so",
-	.alloc = t_alloc,
-	.release = t_release,
-	.version = compare_tars_version,
-	.counters = compare_tars_counters,
+	.alloc_name = "tars_malloc",
+	.alloc = tars_malloc,
+	.free = tars_free,
+	.realloc = tars_realloc,
+	COMPARE_TARS_COMMON,
 	.capacity_note = "chunks share pages: bounded by memory (and mlock) only",
 };

@@ -2,21 +2,6 @@
  * guarded mapping of its own whose protection tars_protect_* can switch. */
 #include "tars_common.h"
 
-static void *k_alloc(size_t size)
-{
-	void *p = tars_malloc_key(size);
-
-	if (p == NULL)
-		compare_fail_call = "tars_malloc_key";
-	return p;
-}
-
-static void k_release(void *ptr, size_t size)
-{
-	(void)size;
-	tars_free(ptr);
-}
-
 static int k_none(void *ptr, size_t size)
 {
 	(void)size;
@@ -29,16 +14,25 @@ static int k_read(void *ptr, size_t size)
 	return tars_protect_read(ptr);
 }
 
+static void k_release(void *ptr, size_t size)
+{
+	(void)size;
+	tars_free(ptr);
+}
+
 const struct compare_backend compare_backend = {
 	.name = "tars-key",
+	.what = "tars_malloc_key / tars_free: a guarded mapping per buffer, "
+	    "tars_protect_* toggles it",
 	.malloc_owner = "libc.so",
-	.alloc = k_alloc,
-	.release = k_release,
-	.alloc_secret = k_alloc,
+	.alloc_name = "tars_malloc_key",
+	.alloc = tars_malloc_key,
+	.free = tars_free,
+	.realloc = tars_realloc, /* a key stays a key */
+	.alloc_secret = tars_malloc_key,
 	.release_secret = k_release,
 	.protect_none = k_none,
 	.protect_read = k_read,
-	.version = compare_tars_version,
-	.counters = compare_tars_counters,
+	COMPARE_TARS_COMMON,
 	.capacity_note = "one guarded mapping per key: bounded by vm.max_map_count",
 };

@@ -1,12 +1,12 @@
 /*
- * main.c - command line, the JSON document, and the malloc-owner check.
+ * main.c - command line, --list, the document, and the malloc-owner check.
  *
  *   compare-<backend> WORKLOAD [--scale tiny|default|full] [--param N]
  *                              [--reps N] [--rep-seconds S] [--seed N]
  *                              [--capacity-seconds S]
- *   compare-<backend> --info
+ *   compare-<backend> --info   the document without measurements
+ *   compare-<backend> --list   the backend and every workload, as JSON
  *
- * WORKLOAD is pair, fill, churn, session, threads, protect or capacity.
  * The document goes to stdout; progress to stderr.
  */
 #include "compare.h"
@@ -31,83 +31,15 @@ struct compare_config compare_cfg = {
 
 _Thread_local const char *compare_fail_call;
 
+/* The workloads linked into this binary (COMPARE_WORKLOAD). */
+extern const struct compare_workload *const __start_compare_workloads[];
+extern const struct compare_workload *const __stop_compare_workloads[];
+
+static const char *const scale_names[SCALE_COUNT] = { "tiny", "default", "full" };
+
 /* stdout gets a static buffer so that writing the document does not take
  * memory from the backend under test. */
 static char outbuf[1 << 16];
-static int nrows;
-
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; s && *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
-}
-
-static void json_num(double v)
-{
-	if (isnan(v) || isinf(v))
-		fputs("null", stdout);
-	else
-		printf("%.10g", v);
-}
-
-static const char *errno_name(int err)
-{
-	const char *n;
-
-	if (err == 0)
-		return "";
-	n = strerrorname_np(err);
-	return n ? n : "E?";
-}
-
-void compare_emit_full(const struct measure_key *k, const char *metric, double value,
-    const char *unit, const char *status, int err, const char *note)
-{
-	fputs(nrows++ ? ",\n    " : "\n    ", stdout);
-	fputs("{\"workload\": ", stdout);
-	json_str(k->workload);
-	fputs(", \"variant\": ", stdout);
-	json_str(k->variant ? k->variant : "");
-	fputs(", \"param\": ", stdout);
-	json_str(k->param ? k->param : "");
-	fputs(", \"param_value\": ", stdout);
-	json_num(k->param_value);
-	fputs(", \"metric\": ", stdout);
-	json_str(metric);
-	fputs(", \"value\": ", stdout);
-	json_num(value);
-	fputs(", \"unit\": ", stdout);
-	json_str(unit);
-	fputs(", \"status\": ", stdout);
-	json_str(status);
-	fputs(", \"errno\": ", stdout);
-	json_str(errno_name(err));
-	fputs(", \"note\": ", stdout);
-	json_str(note ? note : "");
-	putchar('}');
-}
-
-void compare_emit(const struct measure_key *k, const char *metric, double value,
-    const char *unit, const char *note)
-{
-	compare_emit_full(k, metric, value, unit, "ok", 0, note);
-}
-
-void compare_emit_status(const struct measure_key *k, const char *metric,
-    const char *status, int err, const char *note)
-{
-	compare_emit_full(k, metric, NAN, "", status, err, note);
-}
 
 /* Which shared object really defines the malloc that calls bind to. */
 static const char *malloc_owner(void)
@@ -122,27 +54,26 @@ static const char *malloc_owner(void)
 	return path;
 }
 
-static const struct {
-	const char *name;
-	int (*fn)(void);
-} workloads[] = {
-	{ "pair", wl_pair },
-	{ "fill", wl_fill },
-	{ "churn", wl_churn },
-	{ "session", wl_session },
-	{ "threads", wl_threads },
-	{ "protect", wl_protect },
-	{ "capacity", wl_capacity },
-};
+static const struct compare_workload *find_workload(const char *name)
+{
+	for (const struct compare_workload *const *w = __start_compare_workloads;
+	    w < __stop_compare_workloads; w++)
+		if (strcmp((*w)->name, name) == 0)
+			return *w;
+	return NULL;
+}
 
 static void usage(const char *argv0)
 {
 	fprintf(stderr,
 	    "usage: %s WORKLOAD [--scale tiny|default|full] [--param N] [--reps N]\n"
 	    "          [--rep-seconds S] [--capacity-seconds S] [--seed N]\n"
-	    "       %s --info\n"
-	    "WORKLOAD: pair fill churn session threads protect capacity\n",
-	    argv0, argv0);
+	    "       %s --info | --list\n"
+	    "WORKLOAD:", argv0, argv0);
+	for (const struct compare_workload *const *w = __start_compare_workloads;
+	    w < __stop_compare_workloads; w++)
+		fprintf(stderr, " %s", (*w)->name);
+	fputc('\n', stderr);
 	exit(2);
 }
 
@@ -158,13 +89,90 @@ static double num_arg(const char *argv0, const char *s)
 	return v;
 }
 
+/* The "backend_info" object: what the backend is, for --list and for every
+ * document. */
+static void backend_info(const char *version)
+{
+	const struct compare_backend *b = &compare_backend;
+
+	json_key("backend_info");
+	fputs("{\"name\": ", stdout);
+	json_str(b->name);
+	fputs(", \"what\": ", stdout);
+	json_str(b->what);
+	fputs(", \"library\": ", stdout);
+	json_str(version);
+	fputs(", \"malloc_owner_expected\": ", stdout);
+	json_str(b->malloc_owner);
+	fputs(", \"protect\": ", stdout);
+	json_bool(b->protect_none != NULL);
+	fputs(", \"counts_syscalls\": ", stdout);
+	json_bool(b->syscalls != NULL);
+	fputs(", \"tls_heap\": ", stdout);
+	json_str(b->tls_heap == TLS_OWN ? "own" : "routed");
+	fputs(", \"tls_note\": ", stdout);
+	json_str(b->tls_note ? b->tls_note : "");
+	fputs(", \"capacity_note\": ", stdout);
+	json_str(b->capacity_note ? b->capacity_note : "");
+	if (b->describe_json)
+		b->describe_json(stdout);
+	fputc('}', stdout);
+}
+
+static void list_workloads(void)
+{
+	json_key("workloads");
+	fputc('[', stdout);
+	for (const struct compare_workload *const *wp = __start_compare_workloads;
+	    wp < __stop_compare_workloads; wp++) {
+		const struct compare_workload *w = *wp;
+
+		fputs(wp == __start_compare_workloads ? "\n    " : ",\n    ", stdout);
+		fputs("{\"name\": ", stdout);
+		json_str(w->name);
+		fputs(", \"what\": ", stdout);
+		json_str(w->what);
+		fputs(", \"param\": ", stdout);
+		json_str(w->param);
+		fputs(", \"per_param\": ", stdout);
+		json_bool(w->per_param);
+		fputs(", \"once\": ", stdout);
+		json_bool(w->once);
+		fputs(", \"params\": {", stdout);
+		for (int s = 0; s < SCALE_COUNT; s++) {
+			printf("%s\"%s\": [", s ? ", " : "", scale_names[s]);
+			for (size_t i = 0; i < w->params[s].n; i++)
+				printf("%s%ld", i ? ", " : "", w->params[s].v[i]);
+			putchar(']');
+		}
+		fputs("}, \"headlines\": [", stdout);
+		for (size_t i = 0; i < w->nheadlines; i++) {
+			const struct compare_headline *h = &w->headlines[i];
+
+			fputs(i ? ", {\"label\": " : "{\"label\": ", stdout);
+			json_str(h->label);
+			fputs(", \"variant\": ", stdout);
+			json_str(h->variant);
+			fputs(", \"param_value\": ", stdout);
+			json_num(h->param_value);
+			fputs(", \"metric\": ", stdout);
+			json_str(h->metric);
+			fputs(", \"better\": ", stdout);
+			json_str(h->higher_is_better ? "high" : "low");
+			fputc('}', stdout);
+		}
+		fputs("]}", stdout);
+	}
+	fputs("\n  ]", stdout);
+}
+
 int main(int argc, char **argv)
 {
 	const char *wl = NULL;
-	int (*fn)(void) = NULL;
+	const struct compare_workload *w = NULL;
 	char version[256] = "", note[256] = "";
 	const char *owner;
-	int owner_ok, init_rc, init_err = 0, rc = 0;
+	int owner_ok, init_rc = 0, init_err = 0, rc = 0, list = 0;
 	struct rlimit rl;
 	uint64_t t0;
 
@@ -175,18 +183,21 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 
-		if (strcmp(a, "--info") == 0) {
+		if (strcmp(a, "--info") == 0 && wl == NULL) {
 			wl = "info";
+		} else if (strcmp(a, "--list") == 0 && wl == NULL) {
+			wl = "list";
+			list = 1;
 		} else if (strcmp(a, "--scale") == 0 && i + 1 < argc) {
 			const char *s = argv[++i];
+			int found = 0;
 
-			if (strcmp(s, "tiny") == 0)
-				compare_cfg.scale = SCALE_TINY;
-			else if (strcmp(s, "default") == 0)
-				compare_cfg.scale = SCALE_DEFAULT;
-			else if (strcmp(s, "full") == 0)
-				compare_cfg.scale = SCALE_FULL;
-			else
+			for (int j = 0; j < SCALE_COUNT; j++)
+				if (strcmp(s, scale_names[j]) == 0) {
+					compare_cfg.scale = (enum compare_scale)j;
+					found = 1;
+				}
+			if (!found)
 				usage(argv[0]);
 		} else if (strcmp(a, "--param") == 0 && i + 1 < argc) {
 			compare_cfg.param = (long)num_arg(argv[0], argv[++i]);
@@ -206,64 +217,81 @@ int main(int argc, char **argv)
 	}
 	if (wl == NULL)
 		usage(argv[0]);
-	/* Defaults per scale: tiny is a smoke test; default fits `make report`
-	 * in a few minutes on 2 cores; full takes longer for steadier medians. */
+	/* Defaults per scale: tiny is a smoke test; default is one of the
+	 * (at least five) processes per measurement of `make report`, which
+	 * takes its spread from the processes; full runs longer ones. */
 	if (compare_cfg.reps < 0)
-		compare_cfg.reps = compare_cfg.scale == SCALE_TINY ? 3
-		    : compare_cfg.scale == SCALE_FULL ? 9 : 7;
+		compare_cfg.reps = compare_cfg.scale == SCALE_TINY ? 2
+		    : compare_cfg.scale == SCALE_FULL ? 7 : 3;
 	if (compare_cfg.rep_seconds < 0)
-		compare_cfg.rep_seconds = compare_cfg.scale == SCALE_TINY ? 0.005
-		    : compare_cfg.scale == SCALE_FULL ? 0.15 : 0.08;
+		compare_cfg.rep_seconds = compare_cfg.scale == SCALE_TINY ? 0.004
+		    : compare_cfg.scale == SCALE_FULL ? 0.1 : 0.02;
 	if (compare_cfg.capacity_seconds < 0)
 		compare_cfg.capacity_seconds = compare_cfg.scale == SCALE_FULL ? 120 : 30;
 	if (compare_cfg.reps < 1 || compare_cfg.reps > 64)
 		compare_cfg.reps = compare_cfg.reps < 1 ? 1 : 64;
-	for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++)
-		if (strcmp(wl, workloads[i].name) == 0)
-			fn = workloads[i].fn;
-	if (fn == NULL && strcmp(wl, "info") != 0)
-		usage(argv[0]);
+	if (strcmp(wl, "info") != 0 && !list) {
+		w = find_workload(wl);
+		if (w == NULL)
+			usage(argv[0]);
+	}
 
 	t0 = compare_now_ns();
-	errno = 0;
-	init_rc = compare_backend.init ? compare_backend.init(note, sizeof note) : 0;
-	if (init_rc != 0)
-		init_err = errno;
+	if (!list && compare_backend.init) {
+		errno = 0;
+		init_rc = compare_backend.init(note, sizeof note);
+		if (init_rc != 0)
+			init_err = errno;
+	}
 	compare_backend.version(version, sizeof version);
+	json_begin(stdout);
+	if (list) {
+		backend_info(version);
+		list_workloads();
+		json_end();
+		return fflush(stdout) == 0 ? 0 : 2;
+	}
 	owner = malloc_owner();
 	owner_ok = strstr(owner, compare_backend.malloc_owner) != NULL;
 	if (getrlimit(RLIMIT_MEMLOCK, &rl) != 0)
 		rl.rlim_cur = 0;
 
-	printf("{\n  \"backend\": ");
+	json_key("backend");
 	json_str(compare_backend.name);
-	printf(",\n  \"workload\": ");
+	json_key("workload");
 	json_str(wl);
-	printf(",\n  \"scale\": \"%s\"", compare_cfg.scale == SCALE_TINY ? "tiny" :
-	    compare_cfg.scale == SCALE_FULL ? "full" : "default");
-	printf(",\n  \"library\": ");
+	json_key("scale");
+	json_str(scale_names[compare_cfg.scale]);
+	json_key("library");
 	json_str(version);
-	printf(",\n  \"malloc_owner\": ");
+	backend_info(version);
+	json_key("malloc_owner");
 	json_str(owner);
-	printf(",\n  \"malloc_owner_expected\": ");
+	json_key("malloc_owner_expected");
 	json_str(compare_backend.malloc_owner);
-	printf(",\n  \"malloc_owner_ok\": %s", owner_ok ? "true" : "false");
-	printf(",\n  \"page_size\": %ld", sysconf(_SC_PAGESIZE));
-	printf(",\n  \"memlock_limit\": ");
+	json_key("malloc_owner_ok");
+	json_bool(owner_ok);
+	json_key("page_size");
+	json_num((double)sysconf(_SC_PAGESIZE));
+	json_key("memlock_limit");
 	json_num(rl.rlim_cur == RLIM_INFINITY ? -1.0 : (double)rl.rlim_cur);
-	printf(",\n  \"euid\": %ld", (long)geteuid());
-	printf(",\n  \"timer_overhead_ns\": ");
+	json_key("euid");
+	json_num((double)geteuid());
+	json_key("timer_overhead_ns");
 	json_num(compare_timer_overhead_ns());
-	printf(",\n  \"reps\": %d, \"rep_seconds\": ", compare_cfg.reps);
+	json_key("reps");
+	json_num(compare_cfg.reps);
+	json_key("rep_seconds");
 	json_num(compare_cfg.rep_seconds);
-	printf(",\n  \"capacity_note\": ");
+	json_key("capacity_note");
 	json_str(compare_backend.capacity_note ? compare_backend.capacity_note : "");
-	printf(",\n  \"init\": {\"status\": \"%s\", \"errno\": ",
-	    init_rc == 0 ? "ok" : "failed");
-	json_str(errno_name(init_err));
+	json_key("init");
+	printf("{\"status\": \"%s\", \"errno\": ", init_rc == 0 ? "ok" : "failed");
+	json_str(compare_errno_name(init_err));
 	printf(", \"note\": ");
 	json_str(note);
-	printf("},\n  \"measurements\": [");
+	putchar('}');
+	json_rows_begin();
 
 	if (!owner_ok) {
 		fprintf(stderr, "compare-%s: malloc is owned by %s, expected %s: mislinked\n",
@@ -273,13 +301,27 @@ int main(int argc, char **argv)
 		fprintf(stderr, "compare-%s: init failed: %s (%s)\n",
 		    compare_backend.name, strerror(init_err), note);
 		rc = 1;
-	} else if (fn != NULL) {
-		rc = fn() == 0 ? 0 : 1;
+	} else if (w != NULL) {
+		rc = w->run(w) == 0 ? 0 : 1;
 	}
 
-	printf("\n  ],\n  \"elapsed_s\": ");
+	json_rows_end();
+	/* The backend's own statistics for the whole process (tars: its stats
+	 * table as JSON): the tuning sweep reads them here. */
+	json_key("stats_at_exit");
+	if (compare_backend.stats_json && owner_ok && init_rc == 0)
+		compare_backend.stats_json(stdout);
+	else
+		fputs("null", stdout);
+	json_key("tsc_per_ns");
+	json_num(compare_tsc_per_ns());
+	json_key("tsc_overhead_ns");
+	json_num(compare_tsc_overhead() / compare_tsc_per_ns());
+	json_key("elapsed_s");
 	json_num((double)(compare_now_ns() - t0) / 1e9);
-	printf(",\n  \"status\": \"%s\"\n}\n", rc == 0 ? "ok" : "failed");
+	json_key("status");
+	json_str(rc == 0 ? "ok" : "failed");
+	json_end();
 	if (fflush(stdout) != 0) {
 		perror("compare: stdout");
 		return 2;

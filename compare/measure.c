@@ -1,5 +1,7 @@
 /*
- * measure.c - clocks, batched samples, percentiles, harness memory, RNG.
+ * measure.c - clocks (CLOCK_MONOTONIC and the timestamp counter), samples
+ * and quantiles, harness memory, the RNG, progress lines.  Calls nothing
+ * else of the harness.
  */
 #include "compare.h"
 
@@ -32,21 +34,85 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+#define OVERHEAD_PAIRS 1001
+
+static double sorted_median(double *d, size_t n)
+{
+	qsort(d, n, sizeof d[0], cmp_double);
+	return n % 2 ? d[n / 2] : (d[n / 2 - 1] + d[n / 2]) / 2;
+}
+
+/* Median cost of two back-to-back reads. */
 double compare_timer_overhead_ns(void)
 {
 	static double cached = -1;
-	double d[101];
+	static double d[OVERHEAD_PAIRS];
 
 	if (cached >= 0)
 		return cached;
-	for (int i = 0; i < 101; i++) {
+	for (int i = 0; i < OVERHEAD_PAIRS; i++) {
 		uint64_t t0 = compare_now_ns();
-		uint64_t t1 = compare_now_ns();
-		d[i] = (double)(t1 - t0);
+
+		d[i] = (double)(compare_now_ns() - t0);
 	}
-	qsort(d, 101, sizeof d[0], cmp_double);
-	cached = d[50];
+	return cached = sorted_median(d, OVERHEAD_PAIRS);
+}
+
+/* Rate of the timestamp counter against CLOCK_MONOTONIC over ~5 ms (the
+ * CPU flags constant_tsc and nonstop_tsc make it one rate for the run; two
+ * clock reads of ~50 ns each put the error near 1e-5). */
+double compare_tsc_per_ns(void)
+{
+	static double cached = -1;
+	struct timespec d = { 0, 5 * 1000 * 1000 };
+	uint64_t n0, n1, c0, c1;
+
+	if (cached > 0)
+		return cached;
+	n0 = compare_now_ns();
+	c0 = compare_tsc_begin();
+	while (nanosleep(&d, &d) != 0 && errno == EINTR)
+		;
+	c1 = compare_tsc_end();
+	n1 = compare_now_ns();
+	cached = (double)(c1 - c0) / (double)(n1 - n0);
+	if (!(cached > 0))
+		cached = 1; /* no usable counter: ticks read as ns */
 	return cached;
+}
+
+double compare_tsc_overhead(void)
+{
+	static double cached = -1;
+	static double d[OVERHEAD_PAIRS];
+
+	if (cached >= 0)
+		return cached;
+	for (int i = 0; i < OVERHEAD_PAIRS; i++) {
+		uint64_t t0 = compare_tsc_begin();
+
+		d[i] = (double)(compare_tsc_end() - t0);
+	}
+	return cached = sorted_median(d, OVERHEAD_PAIRS);
+}
+
+double compare_tsc_ns(uint64_t ticks)
+{
+	double t = (double)ticks - compare_tsc_overhead();
+
+	return t > 0 ? t / compare_tsc_per_ns() : 0;
+}
+
+double compare_median(const double *v, int n)
+{
+	double s[64];
+
+	if (n <= 0)
+		return NAN;
+	if (n > 64)
+		n = 64;
+	memcpy(s, v, (size_t)n * sizeof s[0]);
+	return sorted_median(s, (size_t)n);
 }
 
 void samples_init(struct samples *s, size_t cap)
@@ -56,10 +122,10 @@ void samples_init(struct samples *s, size_t cap)
 	s->cap = cap;
 }
 
-void samples_add(struct samples *s, double ns_per_op)
+void samples_add(struct samples *s, double ns)
 {
 	if (s->n < s->cap)
-		s->v[s->n++] = ns_per_op;
+		s->v[s->n++] = ns;
 }
 
 void samples_free(struct samples *s)
@@ -83,34 +149,6 @@ double samples_quantile(struct samples *s, double q)
 	if (i >= s->n)
 		i = s->n - 1;
 	return s->v[i];
-}
-
-void compare_emit_latency(const struct measure_key *k, const char *prefix,
-    const double *rep_means, int nreps, struct samples *s, const char *unit_op)
-{
-	char name[64];
-	double means[64];
-	double med;
-	int n = nreps < 64 ? nreps : 64;
-
-	if (n <= 0 || s->n == 0)
-		return;
-	memcpy(means, rep_means, (size_t)n * sizeof means[0]);
-	qsort(means, (size_t)n, sizeof means[0], cmp_double);
-	med = n % 2 ? means[n / 2] : (means[n / 2 - 1] + means[n / 2]) / 2;
-
-	snprintf(name, sizeof name, "%sns_per_op", prefix);
-	compare_emit(k, name, med, "ns", unit_op);
-	snprintf(name, sizeof name, "%sp50_ns", prefix);
-	compare_emit(k, name, samples_quantile(s, 0.50), "ns", unit_op);
-	snprintf(name, sizeof name, "%sp99_ns", prefix);
-	compare_emit(k, name, samples_quantile(s, 0.99), "ns", unit_op);
-	snprintf(name, sizeof name, "%sp999_ns", prefix);
-	compare_emit(k, name, samples_quantile(s, 0.999), "ns", unit_op);
-	snprintf(name, sizeof name, "%sops_per_s", prefix);
-	compare_emit(k, name, med > 0 ? 1e9 / med : NAN, "ops/s", unit_op);
-	snprintf(name, sizeof name, "%sbatches", prefix);
-	compare_emit(k, name, (double)s->n, "count", "timed batches behind the percentiles");
 }
 
 void *compare_mem(size_t bytes)
@@ -184,12 +222,6 @@ size_t rng_below(struct rng *r, size_t n)
 	return (size_t)(((unsigned __int128)rng_next(r) * n) >> 64);
 }
 
-void compare_touch(void *p, size_t n, unsigned char v)
-{
-	memset(p, v, n);
-	__asm__ volatile("" : : "r"(p) : "memory");
-}
-
 void compare_progress(const char *fmt, ...)
 {
 	va_list ap;
@@ -199,3 +231,6 @@ void compare_progress(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 }
+
+const size_t compare_crypto_sizes[] = { 16, 32, 64, 68, 128, 200, 208, 256, 512, 1024, 2048 };
+const size_t compare_ncrypto_sizes = NELEM(compare_crypto_sizes);
