@@ -1,16 +1,15 @@
 #!/usr/bin/env python3
-"""Validate a run directory: compare.csv against its documented columns,
-compare.json and summary.md present, every backend present and correctly
-linked, every value well-formed.
+"""Validate a run directory: compare.csv and ratios.csv against their
+documented columns, compare.json and summary.md present, every backend
+correctly linked and present in every workload, every value well-formed,
+latency percentiles coherent, ratio intervals around their ratio.
 
-    compare/check_csv.py RUN_DIR [--workloads "session capacity"]
+    compare/check_csv.py RUN_DIR
 
 Prints one line per check and "check_csv: N passed, N failed"; exits 1 on
 any failure.
 """
 
-import argparse
-import csv
 import json
 import math
 import os
@@ -18,10 +17,11 @@ import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import BACKENDS, COLUMNS  # noqa: E402
+import suite  # noqa: E402
+from run import COLUMNS, RATIO_COLUMNS  # noqa: E402
 
 STATUSES = {"ok", "failed", "unsupported"}
-UNITS = {"ns", "ops/s", "bytes", "count", "faults/op", "s", "bool", ""}
+UNITS = {"ns", "ops/s", "bytes", "count", "faults/op", "s", "bool", "ratio", ""}
 
 passed = failed = 0
 
@@ -44,44 +44,64 @@ def number(s):
     return v if math.isfinite(v) else None
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("run_dir")
-    ap.add_argument("--workloads", default="session")
-    a = ap.parse_args()
-    workloads = a.workloads.split()
+def coherent(rows, prefix):
+    """(keys checked, the incoherent ones): p50 <= p99 <= p99.9, all >= 0."""
+    keys = {(r["round"], r["backend"], r["workload"], r["variant"], r["param_value"])
+            for r in rows if r["metric"] == prefix + "p50_ns" and r["status"] == "ok"}
+    bad = []
+    by = {}
+    for r in rows:
+        k = (r["round"], r["backend"], r["workload"], r["variant"], r["param_value"])
+        if k in keys:
+            by.setdefault(k, {})[r["metric"]] = number(r["value"])
+    for k in sorted(keys):
+        m = by[k]
+        p = [m.get(prefix + "p50_ns"), m.get(prefix + "p99_ns"), m.get(prefix + "p999_ns")]
+        if None in p or not (0 <= p[0] <= p[1] <= p[2]):
+            bad.append("%s: %s" % ("/".join(k), p))
+    return keys, bad
 
-    path = os.path.join(a.run_dir, "compare.csv")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames
-        rows = list(reader)
-    check(header == COLUMNS, "header is %s" % ",".join(COLUMNS))
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: compare/check_csv.py RUN_DIR")
+    d = sys.argv[1]
+    with open(os.path.join(d, "compare.csv"), newline="") as f:
+        header = f.readline().strip().split(",")
+    rows = suite.read_csv(os.path.join(d, "compare.csv"))
+    check(header == COLUMNS, "compare.csv header is %s" % ",".join(COLUMNS))
     check(len(rows) > 0, "%d rows" % len(rows))
 
-    with open(os.path.join(a.run_dir, "compare.json")) as f:
+    with open(os.path.join(d, "compare.json")) as f:
         doc = json.load(f)
     check(doc.get("errors") == [], "no process failed: %s" % doc.get("errors"))
     check(bool(doc.get("machine", {}).get("kernel")), "machine and kernel recorded")
-    check(os.path.getsize(os.path.join(a.run_dir, "summary.md")) > 0, "summary.md written")
+    check(os.path.getsize(os.path.join(d, "summary.md")) > 0, "summary.md written")
+    backends = list(doc.get("backends", {}))
+    workloads = [w["name"] for w in doc.get("workloads", [])]
+    check(len(backends) > 0 and len(workloads) > 0,
+          "%d backends, %d workloads" % (len(backends), len(workloads)))
 
-    for b in BACKENDS:
-        info = doc.get("backends", {}).get(b, {})
+    for b in backends:
+        info = doc["backends"][b]
         check(info.get("malloc_owner_ok") is True and bool(info.get("library")),
-              "%s: library %r, malloc from %s" % (b, info.get("library"),
-                                                  info.get("malloc_owner")))
+              "%s: library %r, malloc from %s (expected %s)" % (
+                  b, info.get("library"), info.get("malloc_owner"),
+                  info.get("malloc_owner_expected")))
         for w in workloads:
             mine = [r for r in rows if r["backend"] == b and r["workload"] == w]
             owner = [r for r in mine if r["metric"] == "malloc_owner_ok"]
-            check(len(mine) > 1 and owner and all(o["value"] == "1" for o in owner),
-                  "%s %s: %d rows, malloc owner checked" % (b, w, len(mine)))
+            measured = [r for r in mine if r["metric"] != "malloc_owner_ok"]
+            check(measured and owner and all(o["value"] == "1" for o in owner),
+                  "%s %s: %d rows, malloc owner checked in %d processes" % (
+                      b, w, len(mine), len(owner)))
 
     bad = []
     for i, r in enumerate(rows, 2):
         if None in r.values() or None in r:
             bad.append("line %d: wrong number of fields" % i)
             continue
-        if r["run"] != doc["run"] or r["backend"] not in BACKENDS:
+        if r["run"] != doc["run"] or r["backend"] not in backends:
             bad.append("line %d: run/backend %s/%s" % (i, r["run"], r["backend"]))
         if r["status"] not in STATUSES:
             bad.append("line %d: status %r" % (i, r["status"]))
@@ -93,35 +113,62 @@ def main():
             v = number(r["value"])
             if v is None:
                 bad.append("line %d: ok row without a finite value" % i)
-            elif r["unit"] in ("ns", "ops/s", "count") and v < 0:
+            elif r["unit"] in ("ns", "ops/s", "count") and v < 0 \
+                    and not r["metric"].endswith("_delta"):
                 bad.append("line %d: negative %s %s" % (i, r["metric"], v))
         elif r["status"] == "failed" and not (r["errno"] or r["note"]):
             bad.append("line %d: failure without errno or note" % i)
     check(not bad, "every row well-formed" + ("" if not bad else ": " + "; ".join(bad[:5])))
 
-    # The latency rows must hang together: p50 <= p99 <= p99.9, all > 0.
-    incoherent = []
-    keys = {(r["backend"], r["workload"], r["variant"], r["param_value"])
-            for r in rows if r["metric"] == "ns_per_op" and r["status"] == "ok"}
-    for k in sorted(keys):
-        m = {r["metric"]: number(r["value"]) for r in rows
-             if (r["backend"], r["workload"], r["variant"], r["param_value"]) == k}
-        p = [m.get("p50_ns"), m.get("p99_ns"), m.get("p999_ns")]
-        if None in p or not (0 < p[0] <= p[1] <= p[2]) or not m["ns_per_op"] > 0:
-            incoherent.append("%s: %s" % ("/".join(k), p))
-    check(len(keys) > 0 and not incoherent,
-          "%d latency sets coherent%s" % (len(keys), "" if not incoherent
-                                           else ": " + "; ".join(incoherent[:4])))
+    for prefix, what in (("batch_", "batch-mean"), ("op_", "per-operation")):
+        keys, incoherent = coherent(rows, prefix)
+        check(len(keys) > 0 and not incoherent,
+              "%d %s percentile sets coherent%s" % (
+                  len(keys), what, "" if not incoherent else ": " + "; ".join(incoherent[:4])))
+
+    # tars counts its own system calls: the burst and tls rows have them.
+    for w in ("burst", "tls"):
+        if w in workloads and "tars" in backends:
+            sc = [r for r in rows if r["backend"] == "tars" and r["workload"] == w
+                  and r["metric"] == "syscalls_per_op" and r["status"] == "ok"]
+            check(len(sc) > 0, "tars %s: syscalls_per_op from tars's stats (%d rows)"
+                  % (w, len(sc)))
+
+    with open(os.path.join(d, "ratios.csv"), newline="") as f:
+        rheader = f.readline().strip().split(",")
+    rat = suite.read_csv(os.path.join(d, "ratios.csv"))
+    check(rheader == RATIO_COLUMNS, "ratios.csv header is %s" % ",".join(RATIO_COLUMNS))
+    bad = []
+    with_ci = 0
+    for r in rat:
+        med, lo_, hi_ = number(r["median"]), number(r["min"]), number(r["max"])
+        if med is None or lo_ is None or not (lo_ <= med <= hi_):
+            bad.append("%s %s %s: median %s outside [%s, %s]" % (
+                r["backend"], r["workload"], r["metric"], r["median"], r["min"], r["max"]))
+        if r["ci_lo"]:
+            with_ci += 1
+            lo, rt, hi = number(r["ci_lo"]), number(r["ratio"]), number(r["ci_hi"])
+            if None in (lo, rt, hi) or not (lo <= rt * 1.000001 and rt <= hi * 1.000001):
+                bad.append("%s %s %s: ratio %s outside [%s, %s]" % (
+                    r["backend"], r["workload"], r["metric"], rt, lo, hi))
+            if r["ci_includes_1"] != str(int(lo <= 1 <= hi)):
+                bad.append("%s %s %s: ci_includes_1 wrong" % (
+                    r["backend"], r["workload"], r["metric"]))
+    check(len(rat) > 0 and not bad, "%d ratio rows well-formed%s" % (
+        len(rat), "" if not bad else ": " + "; ".join(bad[:4])))
+    if doc.get("rounds", 1) >= 2 and "tars" in backends and len(backends) > 1:
+        check(with_ci > 0, "%d ratios with a bootstrap interval" % with_ci)
 
     if "capacity" in workloads:
         caps = {r["backend"]: r for r in rows
                 if r["workload"] == "capacity" and r["metric"] == "capacity_count"}
-        check(set(caps) == set(BACKENDS), "capacity measured for every backend")
+        check(set(caps) == set(backends), "capacity measured for every backend")
         s = caps.get("sodium")
-        check(s is not None and s["status"] == "ok" and number(s["value"]) and
-              (s["errno"] or "cap" in s["note"]),
-              "sodium capacity recorded with its end: %s"
-              % ((s and (s["value"], s["errno"], s["note"][:60])),))
+        if "sodium" in backends:
+            check(s is not None and s["status"] == "ok" and number(s["value"]) and
+                  (s["errno"] or "cap" in s["note"]),
+                  "sodium capacity recorded with its end: %s"
+                  % ((s and (s["value"], s["errno"], s["note"][:60])),))
 
     print("check_csv: %d passed, %d failed" % (passed, failed))
     return 1 if failed else 0

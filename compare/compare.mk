@@ -119,7 +119,7 @@ syscalls: $(COMPARE_BINS)
 
 # Every backend and every workload at the tiny scale, then the CSV is
 # validated.
-COMPARE_TEST := bash compare/test-compare.sh $(COMPARE_DIR) "$(COMPARE_BACKENDS)"
+COMPARE_TEST = bash compare/test-compare.sh $(COMPARE_DIR) '$(strip $(COMPARE_BACKENDS))'
 # Not under SAN=...: a sanitizer owns malloc, which the harness rightly
 # reports as a mislinked run.
 ifeq ($(SAN),)

@@ -1,165 +1,127 @@
 #!/usr/bin/env python3
-"""Run the allocator comparison: one process per backend and workload.
+"""Run the allocator comparison: one process per backend, workload and round.
 
-    compare/run.py --bin build/compare [--results results] [--scale default]
-                   [--backends "tars glibc"] [--workloads "pair fill"]
+    compare/run.py --bin build/compare --backends "tars glibc ..."
+                   [--results results] [--scale default] [--rounds 5]
+                   [--workloads "pair fill"] [--run ID] [--no-latest]
+
+Every backend is a binary build/compare/compare-<backend>; each one is asked
+`--list` what it is (backend_info: library, expected malloc owner, ...) and
+which workloads it runs (parameters per scale, whether a parameter needs a
+fresh process, headline measurements): nothing about backends or workloads
+is written down here.
+
+Rounds: every measurement runs in ROUNDS separate processes (5 by default),
+interleaved: round after round, and within a round workload after
+workload, parameter after parameter, with the backends in a new random
+order each time, so that a slow period of the shared machine hits every
+backend alike and the spread over processes is measured.  A workload that
+says it is deterministic (`once`, e.g. capacity) runs in the first round
+only.
 
 Writes results/<YYYYmmdd-HHMMSS>/ with
-    compare.json   everything: machine, library versions, every process's
+    compare.json   everything: machine, backends, workloads, every process's
                    raw document (or its failure), in run order
-    compare.csv    tidy: one row per measurement (columns in COLUMNS below,
-                   documented in compare/README.md)
-    summary.md     backends ranked per workload, ratios to tars
+    compare.csv    tidy: one row per measurement and process (columns in
+                   COLUMNS, documented in compare/README.md)
+    ratios.csv     per backend and measurement: the median over processes,
+                   and the ratio to tars with a 95% bootstrap interval
+    summary.md     backends ranked per headline, ratios with intervals,
+                   per-operation tails
 and points results/latest at it.  Exit status 1 when a process crashed,
 timed out, printed no valid document, or was linked to the wrong malloc;
 a backend that fails a workload is a result (status "failed"), not an error.
-
-Workloads run backend after backend for each parameter, so that a noisy
-period of the shared machine hits every backend alike.
 """
 
 import argparse
-import csv
 import datetime
 import json
 import os
-import platform
-import resource
-import subprocess
+import random
 import sys
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import proc  # noqa: E402  (compare/proc.py)
+import suite  # noqa: E402  (compare/suite.py)
 import summary  # noqa: E402  (compare/summary.py)
 
-BACKENDS = ["tars", "tars-key", "glibc", "jemalloc", "mimalloc", "mmap",
-            "sodium", "openssl"]
-WORKLOADS = ["pair", "fill", "churn", "session", "threads", "protect",
-             "capacity"]
-# Workloads whose page usage must start from a fresh process run once per
-# parameter; the others run all their parameters in one process.
-PER_PARAM = {
-    "fill": {"tiny": [1000], "default": [1000, 10000, 100000],
-             "full": [1000, 10000, 100000, 1000000]},
-    "churn": {"tiny": [64], "default": [64, 1000, 10000],
-              "full": [64, 1000, 10000, 100000]},
-}
 # Per-process time bounds (seconds); capacity bounds itself (30 s, full
 # 120 s) and its parent kills it 30 s later.
 TIMEOUT = {"default": 240, "tiny": 60, "full": 900}
-COLUMNS = ["run", "backend", "library", "workload", "variant", "param",
+ROUNDS = {"default": 5, "tiny": 1, "full": 5}
+COLUMNS = ["run", "round", "backend", "library", "workload", "variant", "param",
            "param_value", "metric", "value", "unit", "status", "errno", "note"]
-DEB_PACKAGES = ["libc6", "libjemalloc2", "libmimalloc2.0", "libsodium23",
-                "libssl3", "gcc", "gnuplot-nox", "linux-image-amd64"]
+RATIO_COLUMNS = ["run", "backend", "workload", "variant", "param", "param_value",
+                 "metric", "unit", "better", "processes", "median", "min", "max",
+                 "ratio", "ci_lo", "ci_hi", "ci_includes_1", "headline"]
+# Measurements that get a ratio with a bootstrap interval for every
+# parameter; headline metrics get one too.
+RATIO_METRICS = {"ns_per_op", "op_p50_ns", "op_p99_ns", "op_p999_ns",
+                 "aggregate_ops_per_s", "handshakes_per_s", "syscalls_per_op",
+                 "rss_per_buffer_bytes"}
+HIGHER_IS_BETTER = {"aggregate_ops_per_s", "handshakes_per_s", "ops_per_s",
+                    "capacity_count"}
 
 
-def read(path, default=""):
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return default
+def describe(bindir, backends):
+    """{backend: --list document}; exits with a message when one is missing."""
+    out = {}
+    missing = [b for b in backends
+               if not os.access(os.path.join(bindir, "compare-" + b), os.X_OK)]
+    if missing:
+        sys.exit("compare: not built: %s (run `make compare`)" % " ".join(
+            os.path.join(bindir, "compare-" + b) for b in missing))
+    for b in backends:
+        out[b] = suite.list_binary(os.path.join(bindir, "compare-" + b))
+    return out
 
 
-def command(args):
-    try:
-        return subprocess.run(args, capture_output=True, text=True,
-                              timeout=30).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def machine_info():
-    cpu = ""
-    for line in read("/proc/cpuinfo").splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem = ""
-    for line in read("/proc/meminfo").splitlines():
-        if line.startswith("MemTotal"):
-            mem = line.split(":", 1)[1].strip()
-    soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
-    versions = {}
-    for p in DEB_PACKAGES:
-        v = command(["dpkg-query", "-W", "-f=${Version}", p])
-        if v:
-            versions[p] = v
-    return {
-        "hostname": platform.node(),
-        "kernel": platform.release(),
-        "kernel_version": platform.version(),
-        "arch": platform.machine(),
-        "cpu": cpu,
-        "cpus": os.cpu_count(),
-        "memory": mem,
-        "debian": read("/etc/debian_version"),
-        "max_map_count": read("/proc/sys/vm/max_map_count"),
-        "memlock_limit": "unlimited" if soft == resource.RLIM_INFINITY else soft,
-        "euid": os.geteuid(),
-        "compiler": (command(["cc", "--version"]).splitlines() or [""])[0],
-        "packages": versions,
-        "loadavg_start": read("/proc/loadavg"),
-    }
-
-
-def plan(backends, workloads, scale):
-    """[(workload, param or None, backend)], backends inner-most."""
+def plan(workloads, backends, scale, rounds, rng):
+    """[(round, workload, param or None, backend)] in run order."""
     jobs = []
-    for w in workloads:
-        params = PER_PARAM.get(w, {}).get(scale, [None])
-        for p in params:
-            for b in backends:
-                jobs.append((w, p, b))
+    for rnd in range(1, rounds + 1):
+        for w in workloads:
+            if w["once"] and rnd > 1:
+                continue
+            params = w["params"][scale] if w["per_param"] else [None]
+            for p in params:
+                order = backends[:]
+                rng.shuffle(order)
+                for b in order:
+                    jobs.append((rnd, w["name"], p, b))
     return jobs
-
-
-def fmt_secs(s):
-    return "%dm%02ds" % (s // 60, s % 60)
 
 
 def run_one(binary, workload, param, scale, timeout, verbose):
     args = [binary, workload, "--scale", scale]
     if param is not None:
         args += ["--param", str(param)]
-    rc, _, err, secs, doc = proc.run_json(args, timeout)
+    rc, _, err, secs, doc = suite.run_json(args, timeout)
     if verbose and err:
         sys.stderr.write(err)
     return {"args": args, "rc": rc, "seconds": round(secs, 3),
             "stderr_tail": err.splitlines()[-8:], "document": doc}
 
 
-def rows_of(run_id, backend, job, doc):
-    """Tidy rows of one process; a failed process becomes one failed row."""
-    workload, param = job
-    lib = doc.get("library", "") if doc else ""
-    out = []
-    if doc is not None:
-        # Which object really defines malloc in this process: a mislinked
-        # binary shows here (and fails the run).
-        out.append({
-            "run": run_id, "backend": backend, "library": lib,
-            "workload": workload, "variant": "", "param": "", "param_value": None,
-            "metric": "malloc_owner_ok", "value": 1 if doc.get("malloc_owner_ok") else 0,
-            "unit": "bool", "status": "ok" if doc.get("malloc_owner_ok") else "failed",
-            "errno": "", "note": "malloc from %s (expected %s)" % (
-                doc.get("malloc_owner"), doc.get("malloc_owner_expected")),
-        })
-        for m in doc.get("measurements", []):
-            out.append({
-                "run": run_id, "backend": backend, "library": lib,
-                "workload": m["workload"], "variant": m["variant"],
-                "param": m["param"], "param_value": m["param_value"],
-                "metric": m["metric"], "value": m["value"], "unit": m["unit"],
-                "status": m["status"], "errno": m["errno"], "note": m["note"],
-            })
+def rows_of(run_id, rnd, backend, workload, doc):
+    """Tidy rows of one process, led by its malloc-owner check."""
+    lib = doc.get("library", "")
+    base = {"run": run_id, "round": rnd, "backend": backend, "library": lib}
+    out = [dict(base, workload=workload, variant="", param="", param_value=None,
+                metric="malloc_owner_ok", value=1 if doc.get("malloc_owner_ok") else 0,
+                unit="bool", status="ok" if doc.get("malloc_owner_ok") else "failed",
+                errno="", note="malloc from %s (expected %s)" % (
+                    doc.get("malloc_owner"), doc.get("malloc_owner_expected")))]
+    for m in doc.get("measurements", []):
+        out.append(dict(base, **{k: m[k] for k in (
+            "workload", "variant", "param", "param_value", "metric", "value",
+            "unit", "status", "errno", "note")}))
     return out
 
 
-def process_failure(run_id, backend, workload, param, res, why):
-    return {"run": run_id, "backend": backend, "library": "",
+def process_failure(run_id, rnd, backend, workload, param, res, why):
+    return {"run": run_id, "round": rnd, "backend": backend, "library": "",
             "workload": workload, "variant": "",
             "param": "param" if param is not None else "",
             "param_value": param, "metric": "process", "value": None,
@@ -168,21 +130,47 @@ def process_failure(run_id, backend, workload, param, res, why):
                            if res["stderr_tail"] else "")}
 
 
-def write_csv(path, rows):
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            r = dict(r)
-            for k in ("value", "param_value"):
-                v = r[k]
-                if v is None:
-                    r[k] = ""
-                elif isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
-                    r[k] = str(int(v))
-                else:
-                    r[k] = repr(v) if isinstance(v, float) else str(v)
-            w.writerow(r)
+def ratios(run_id, rows, workloads, backends):
+    """Per backend and measurement: median, min, max over processes, and
+    the ratio to tars with its 95% percentile-bootstrap interval."""
+    heads = {}
+    for w in workloads:
+        for h in w["headlines"]:
+            heads[(w["name"], h["variant"], suite.num(h["param_value"]),
+                   h["metric"])] = h
+    vals, units, params = {}, {}, {}
+    for r in rows:
+        if r["status"] != "ok" or r["metric"] in ("malloc_owner_ok", "process"):
+            continue
+        v = suite.num(r["value"])
+        if v is None:
+            continue
+        key = (r["workload"], r["variant"], suite.num(r["param_value"]), r["metric"])
+        vals.setdefault(key, {}).setdefault(r["backend"], []).append(v)
+        units[key] = r["unit"]
+        params[key] = r["param"]
+    out = []
+    for key in sorted(vals, key=lambda k: (k[0], k[1], k[2] or 0, k[3])):
+        per = vals[key]
+        want_ratio = key[3] in RATIO_METRICS or key in heads
+        h = heads.get(key)
+        better = (h["better"] if h else
+                  "high" if key[3] in HIGHER_IS_BETTER else "low")
+        for b in backends:
+            if b not in per:
+                continue
+            v = per[b]
+            row = {"run": run_id, "backend": b, "workload": key[0], "variant": key[1],
+                   "param": params[key], "param_value": key[2], "metric": key[3],
+                   "unit": units[key], "better": better, "processes": len(v),
+                   "median": suite.median(v), "min": min(v), "max": max(v),
+                   "headline": h["label"] if h else ""}
+            if want_ratio and "tars" in per and b != "tars":
+                rt, lo, hi = suite.bootstrap_ratio(per["tars"], v)
+                row.update(ratio=rt, ci_lo=lo, ci_hi=hi,
+                           ci_includes_1=None if lo is None else int(lo <= 1 <= hi))
+            out.append(row)
+    return out
 
 
 def main():
@@ -191,9 +179,13 @@ def main():
     ap.add_argument("--results", default="results")
     ap.add_argument("--scale", choices=["tiny", "default", "full"],
                     default="default")
-    ap.add_argument("--backends", default=" ".join(BACKENDS))
-    ap.add_argument("--workloads", default=" ".join(WORKLOADS))
+    ap.add_argument("--backends", required=True,
+                    help="backend names (compare/compare.mk lists them)")
+    ap.add_argument("--workloads", help="default: every workload the binaries list")
+    ap.add_argument("--rounds", type=int, help="processes per measurement "
+                    "(default: 5; tiny scale 1)")
     ap.add_argument("--run", help="run directory name (default: timestamp)")
+    ap.add_argument("--seed", type=int, default=7, help="backend order shuffle")
     ap.add_argument("--no-latest", action="store_true",
                     help="do not point <results>/latest at this run")
     ap.add_argument("-v", "--verbose", action="store_true",
@@ -201,38 +193,43 @@ def main():
     a = ap.parse_args()
 
     backends = a.backends.replace(",", " ").split()
-    workloads = a.workloads.replace(",", " ").split()
-    for b in backends:
-        if b not in BACKENDS:
-            ap.error("unknown backend %r (known: %s)" % (b, " ".join(BACKENDS)))
-    for w in workloads:
-        if w not in WORKLOADS:
-            ap.error("unknown workload %r (known: %s)" % (w, " ".join(WORKLOADS)))
-    missing = [b for b in backends
-               if not os.access(os.path.join(a.bin, "compare-" + b), os.X_OK)]
-    if missing:
-        sys.exit("compare: not built: %s (run `make compare`)" % " ".join(
-            os.path.join(a.bin, "compare-" + b) for b in missing))
+    if "tars" in backends:  # the reference first in every table
+        backends.remove("tars")
+        backends.insert(0, "tars")
+    lists = describe(a.bin, backends)
+    known = lists[backends[0]]["workloads"]
+    for b in backends[1:]:
+        if [w["name"] for w in lists[b]["workloads"]] != [w["name"] for w in known]:
+            sys.exit("compare: compare-%s lists other workloads than compare-%s: "
+                     "rebuild (make compare)" % (b, backends[0]))
+    names = [w["name"] for w in known]
+    wanted = a.workloads.replace(",", " ").split() if a.workloads else names
+    for w in wanted:
+        if w not in names:
+            ap.error("unknown workload %r (known: %s)" % (w, " ".join(names)))
+    workloads = [w for w in known if w["name"] in wanted]
+    rounds = a.rounds or ROUNDS[a.scale]
 
     run_id = a.run or datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     outdir = os.path.join(a.results, run_id)
     os.makedirs(outdir, exist_ok=True)
     started = datetime.datetime.now(datetime.timezone.utc)
-    info = machine_info()
-    jobs = plan(backends, workloads, a.scale)
+    info = suite.machine_info()
+    info["loadavg_start"] = info.pop("loadavg")
+    jobs = plan(workloads, backends, a.scale, rounds, random.Random(a.seed))
     timeout = TIMEOUT[a.scale]
-    print("compare: %d backends x %d workloads = %d processes, scale %s -> %s"
-          % (len(backends), len(workloads), len(jobs), a.scale, outdir),
+    print("compare: %d backends x %d workloads, %d rounds = %d processes, scale %s -> %s"
+          % (len(backends), len(workloads), rounds, len(jobs), a.scale, outdir),
           flush=True)
 
     processes, rows, errors = [], [], []
-    per_backend = {}
+    per_backend = {b: lists[b]["backend_info"] for b in backends}
     t_start = time.monotonic()
-    for i, (w, p, b) in enumerate(jobs, 1):
-        label = "%-9s %-8s %s" % (b, w, "" if p is None else
-                                  ("live=%d" % p if w == "fill" else "slots=%d" % p))
-        sys.stdout.write("[%3d/%d %s] %-36s " % (
-            i, len(jobs), fmt_secs(time.monotonic() - t_start), label))
+    for i, (rnd, w, p, b) in enumerate(jobs, 1):
+        label = "%-9s %-8s %s" % (b, w, "" if p is None else "%s=%d" % (
+            next(x["param"] for x in workloads if x["name"] == w), p))
+        sys.stdout.write("[%4d/%d r%d %s] %-36s " % (
+            i, len(jobs), rnd, suite.fmt_secs(time.monotonic() - t_start), label))
         sys.stdout.flush()
         res = run_one(os.path.join(a.bin, "compare-" + b), w, p, a.scale,
                       timeout, a.verbose)
@@ -247,19 +244,18 @@ def main():
                 doc.get("malloc_owner"), doc.get("malloc_owner_expected"))
         elif res["rc"] != 0:
             why = "exit %s" % res["rc"]
-        if doc is not None:
-            rows.extend(rows_of(run_id, b, (w, p), doc))
-            per_backend.setdefault(b, {
-                k: doc.get(k) for k in ("library", "malloc_owner",
-                                        "malloc_owner_expected",
-                                        "malloc_owner_ok", "page_size",
-                                        "memlock_limit", "euid",
-                                        "timer_overhead_ns", "capacity_note")})
-        failed_rows = sum(1 for r in rows_of(run_id, b, (w, p), doc)
-                          if r["status"] == "failed") if doc else 0
+        mine = rows_of(run_id, rnd, b, w, doc) if doc is not None else []
+        rows.extend(mine)
+        if doc is not None and rnd == 1:
+            # What the process really ran with (tars: its options in force).
+            per_backend[b] = dict(per_backend[b], **doc.get("backend_info", {}),
+                                  malloc_owner=doc.get("malloc_owner"),
+                                  malloc_owner_ok=doc.get("malloc_owner_ok"))
+        failed_rows = sum(1 for r in mine if r["status"] == "failed")
         if why:
-            rows.append(process_failure(run_id, b, w, p, res, why))
-            errors.append("%s %s%s: %s" % (b, w, "" if p is None else " " + str(p), why))
+            rows.append(process_failure(run_id, rnd, b, w, p, res, why))
+            errors.append("%s %s%s round %d: %s" % (b, w, "" if p is None else
+                                                     " " + str(p), rnd, why))
             print("FAILED %.1fs: %s" % (res["seconds"], why), flush=True)
             for line in res["stderr_tail"]:
                 print("    | " + line)
@@ -267,35 +263,33 @@ def main():
             print("ok %5.1fs%s" % (res["seconds"], "  (%d failed measurements, "
                                    "recorded)" % failed_rows if failed_rows else ""),
                   flush=True)
-        processes.append({"backend": b, "workload": w, "param": p, **res})
+        processes.append({"round": rnd, "backend": b, "workload": w, "param": p, **res})
 
-    info["loadavg_end"] = read("/proc/loadavg")
+    info["loadavg_end"] = suite.read("/proc/loadavg")
     finished = datetime.datetime.now(datetime.timezone.utc)
+    rat = ratios(run_id, rows, workloads, backends)
     doc = {
-        "run": run_id, "scale": a.scale,
+        "run": run_id, "scale": a.scale, "rounds": rounds,
         "started": started.isoformat(timespec="seconds"),
         "finished": finished.isoformat(timespec="seconds"),
         "seconds": round(time.monotonic() - t_start, 1),
-        "machine": info, "backends": per_backend,
-        "columns": COLUMNS, "errors": errors, "processes": processes,
+        "machine": info, "git": suite.git_state(), "backends": per_backend,
+        "workloads": workloads, "columns": COLUMNS, "ratio_columns": RATIO_COLUMNS,
+        "errors": errors, "processes": processes,
     }
     with open(os.path.join(outdir, "compare.json"), "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")
-    write_csv(os.path.join(outdir, "compare.csv"), rows)
-    md = summary.render(doc, rows)
+    suite.write_csv(os.path.join(outdir, "compare.csv"), rows, COLUMNS)
+    suite.write_csv(os.path.join(outdir, "ratios.csv"), rat, RATIO_COLUMNS)
+    md = summary.render(doc, rows, rat)
     with open(os.path.join(outdir, "summary.md"), "w") as f:
         f.write(md)
     if not a.no_latest:
-        link = os.path.join(a.results, "latest")
-        tmp = link + ".tmp"
-        if os.path.lexists(tmp):
-            os.remove(tmp)
-        os.symlink(run_id, tmp)
-        os.replace(tmp, link)
-    print("compare: %d rows in %s (%s)" % (len(rows),
-          os.path.join(outdir, "compare.csv"), fmt_secs(doc["seconds"])))
-    return proc.exit_status("compare", errors)
+        suite.point_latest(a.results, run_id)
+    print("compare: %d rows in %s (%s)" % (len(rows), os.path.join(outdir, "compare.csv"),
+                                           suite.fmt_secs(doc["seconds"])))
+    return suite.exit_status("compare", errors)
 
 
 if __name__ == "__main__":

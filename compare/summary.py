@@ -1,57 +1,36 @@
 #!/usr/bin/env python3
-"""summary.md: backends ranked per workload, with ratios to tars.
+"""summary.md: backends ranked per headline measurement, ratios to tars
+with their 95% bootstrap intervals, and per-operation tails.
 
     compare/summary.py results/latest      (re)write and print summary.md
 
 compare/run.py calls render() at the end of a run; running this file alone
-redoes the summary from an existing compare.json + compare.csv.
+redoes the summary from an existing compare.json, compare.csv and
+ratios.csv.  The headlines are the workloads' own (compare-<backend>
+--list, kept in compare.json): a new workload brings its rows with it.
 """
 
-import csv
-import json
-import math
 import os
 import sys
 
-# (label, workload, variant, param_value, metric, better)
-HEADLINES = [
-    ("pair 16 B", "pair", "", 16, "ns_per_op", "low"),
-    ("pair 64 B", "pair", "", 64, "ns_per_op", "low"),
-    ("pair 64 B, p99.9", "pair", "", 64, "p999_ns", "low"),
-    ("pair 1024 B", "pair", "", 1024, "ns_per_op", "low"),
-    ("fill 10k: alloc", "fill", "alloc", 10000, "ns_per_op", "low"),
-    ("fill 10k: free", "fill", "free", 10000, "ns_per_op", "low"),
-    ("fill 10k: RSS/buffer", "fill", "", 10000, "rss_per_buffer_bytes", "low"),
-    ("fill 100k: RSS/buffer", "fill", "", 100000, "rss_per_buffer_bytes", "low"),
-    ("fill 100k: VMAs", "fill", "", 100000, "vma_count", "low"),
-    ("churn 1k crypto", "churn", "crypto", 1000, "ns_per_op", "low"),
-    ("churn 1k crypto, p99", "churn", "crypto", 1000, "p99_ns", "low"),
-    ("churn 10k uniform", "churn", "uniform", 10000, "ns_per_op", "low"),
-    ("churn 10k uniform: overhead/buffer", "churn", "uniform", 10000,
-     "overhead_per_buffer_bytes", "low"),
-    ("session bundle", "session", "", 5, "ns_per_op", "low"),
-    ("threads 1: throughput", "threads", "local", 1, "aggregate_ops_per_s", "high"),
-    ("threads 2: throughput", "threads", "local", 2, "aggregate_ops_per_s", "high"),
-    ("threads 2, remote free", "threads", "remote", 2, "aggregate_ops_per_s", "high"),
-    ("protect toggle", "protect", "toggle", 32, "ns_per_op", "low"),
-    ("capacity (64 B)", "capacity", "", 64, "capacity_count", "high"),
-]
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import suite  # noqa: E402
+
+num = suite.num
+
 METRIC_LABEL = {
-    "ns_per_op": "ns/op (median of the repetition means)", "p999_ns": "p99.9 ns/op", "p99_ns": "p99 ns/op",
+    "ns_per_op": "ns/op (median over processes)",
+    "op_p99_ns": "per-op p99", "op_p999_ns": "per-op p99.9",
     "rss_per_buffer_bytes": "resident bytes per live buffer",
     "vma_count": "VMAs at peak",
     "overhead_per_buffer_bytes": "bytes of overhead per live buffer",
     "aggregate_ops_per_s": "ops/s, all threads",
     "capacity_count": "live buffers before failure (cap 2M)",
+    "handshakes_per_s": "handshakes/s",
+    "peak_rss_bytes": "peak RSS",
+    "syscalls_per_op": "system calls per op (backends that count them)",
 }
-
-
-def num(v):
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(f) else f
 
 
 def fmt(v, unit):
@@ -73,17 +52,30 @@ def fmt(v, unit):
     if unit == "ops/s":
         if a >= 1e6:
             return "%.1f M/s" % (v / 1e6)
-        return "%.0f k/s" % (v / 1e3)
+        if a >= 1e4:
+            return "%.0f k/s" % (v / 1e3)
+        return "%.0f /s" % v
     if unit == "count":
-        return "{:,.0f}".format(v)
+        return "{:,.0f}".format(v) if a >= 100 or v == int(v) else "%.3g" % v
     return "%.3g" % v
 
 
-def ratio(v, base):
-    if v is None or base is None or base == 0:
+def fmt_ratio(r):
+    if r is None:
+        return "-"
+    return "%.2fx" % r if r < 10 else "%.0fx" % r
+
+
+def ratio_text(row):
+    """" 0.61x [0.55-0.70]", with "~" when the interval includes 1."""
+    r = num(row.get("ratio"))
+    if r is None:
         return ""
-    r = v / base
-    return " (%.2gx)" % r if r < 10 else " (%.0fx)" % r
+    lo, hi = num(row.get("ci_lo")), num(row.get("ci_hi"))
+    if lo is None:
+        return " (%s)" % fmt_ratio(r)
+    mark = " ~" if str(row.get("ci_includes_1")) == "1" else ""
+    return " (%s [%s-%s]%s)" % (fmt_ratio(r), fmt_ratio(lo), fmt_ratio(hi), mark)
 
 
 def cell_failed(rows, backend, workload, pv):
@@ -104,94 +96,152 @@ def cell_failed(rows, backend, workload, pv):
     return None
 
 
-def render(doc, rows):
-    backends = [b for b in doc.get("backends", {})] or sorted({r["backend"] for r in rows})
+def index(ratios):
+    return {(r["backend"], r["workload"], r["variant"], num(r["param_value"]),
+             r["metric"]): r for r in ratios}
+
+
+def headline_table(doc, rows, rat, backends):
+    out = []
+    n = len(backends)
+    out.append("| workload | metric | " + " | ".join(str(i + 1) for i in range(n)) + " |")
+    out.append("|---|---|" + "---|" * n)
+    for w in doc.get("workloads", []):
+        for h in w["headlines"]:
+            pv = num(h["param_value"])
+            if not any(r["workload"] == w["name"] and num(r["param_value"]) in (pv, None)
+                       for r in rows):
+                continue
+            got = {b: rat.get((b, w["name"], h["variant"], pv, h["metric"]))
+                   for b in backends}
+            got = {b: r for b, r in got.items() if r is not None}
+            if not got:
+                continue
+            unit = next(iter(got.values()))["unit"]
+            ranked = sorted(got, key=lambda b: num(got[b]["median"]),
+                            reverse=(h["better"] == "high"))
+            cells = []
+            for b in ranked:
+                extra = ""
+                if h["metric"] == "capacity_count":
+                    errs = {r["errno"] for r in rows if r["backend"] == b and
+                            r["workload"] == w["name"] and r["metric"] == h["metric"]
+                            and r["errno"]}
+                    extra = " " + " ".join(sorted(errs)) if errs else ""
+                cells.append("%s %s%s%s" % (b, fmt(num(got[b]["median"]), unit), extra,
+                                            ratio_text(got[b])))
+            present = [b for b in backends if any(
+                r["backend"] == b and r["workload"] == w["name"] for r in rows)]
+            for b in present:
+                if b not in got:
+                    why = cell_failed(rows, b, w["name"], pv)
+                    cells.append("%s %s" % (b, why or "-"))
+            cells += [""] * (n - len(cells))
+            out.append("| %s | %s | %s |" % (h["label"], METRIC_LABEL.get(
+                h["metric"], h["metric"]), " | ".join(cells[:n])))
+    return out
+
+
+def tails_table(doc, rat, backends):
+    """Per-operation p50 / p99 / p99.9 for every headline latency."""
+    keys = []
+    for w in doc.get("workloads", []):
+        for h in w["headlines"]:
+            if h["metric"] == "ns_per_op":
+                keys.append((h["label"], w["name"], h["variant"], num(h["param_value"])))
+    present = [b for b in backends if any(
+        (b, wl, v, pv, "op_p99_ns") in rat for _, wl, v, pv in keys)]
+    if not present:
+        return []
+    out = ["| measurement | " + " | ".join(present) + " |",
+           "|---|" + "---|" * len(present)]
+    for label, wl, v, pv in keys:
+        cells = []
+        for b in present:
+            q = [rat.get((b, wl, v, pv, m)) for m in ("op_p50_ns", "op_p99_ns", "op_p999_ns")]
+            cells.append(" / ".join(fmt(num(r["median"]), "ns") if r else "-" for r in q))
+        if any(c != "- / - / -" for c in cells):
+            out.append("| %s | %s |" % (label, " | ".join(cells)))
+    return out
+
+
+def render(doc, rows, ratios):
+    backends = list(doc.get("backends", {})) or sorted({r["backend"] for r in rows})
+    rat = index(ratios)
     m = doc.get("machine", {})
     out = []
-    out.append("# Allocator comparison, run %s (scale %s)\n" % (doc.get("run"), doc.get("scale")))
+    out.append("# Allocator comparison, run %s (scale %s, %s processes per measurement)\n"
+               % (doc.get("run"), doc.get("scale"), doc.get("rounds", 1)))
     out.append("Machine: %s, %s CPUs, %s; Linux %s; Debian %s; vm.max_map_count %s; "
-               "RLIMIT_MEMLOCK %s; euid %s; load %s -> %s.\n" % (
+               "RLIMIT_MEMLOCK %s; euid %s; load %s -> %s; git %s.\n" % (
                    m.get("cpu", "?"), m.get("cpus", "?"), m.get("memory", "?"),
                    m.get("kernel", "?"), m.get("debian", "?"), m.get("max_map_count", "?"),
                    m.get("memlock_limit", "?"), m.get("euid", "?"),
                    " ".join(str(m.get("loadavg_start", "?")).split()[:3]),
-                   " ".join(str(m.get("loadavg_end", "?")).split()[:3])))
+                   " ".join(str(m.get("loadavg_end", "?")).split()[:3]),
+                   doc.get("git", {}).get("commit", "?")))
     libs = ["%s: %s" % (b, i.get("library", "?")) for b, i in doc.get("backends", {}).items()]
     if libs:
         out.append("Backends: " + "; ".join(libs) + ".\n")
-    out.append("Ranked best first. In brackets: value / tars's value in this same run "
-               "(latency and bytes: lower is better; throughput and capacity: higher is "
-               "better). Medians over repetitions; the machine is shared and noisy, so "
-               "read ratios, not absolute numbers.\n")
+    out.append("Ranked best first; the value is the median over the processes of the "
+               "run (each process's own value is a median over its repetitions). In "
+               "brackets: value / tars's value, and its 95% interval (percentile "
+               "bootstrap over the process medians of both backends); `~` marks an "
+               "interval that includes 1.0, a difference this run cannot tell from "
+               "noise. Latency, bytes and system calls: lower is better; throughput and "
+               "capacity: higher is better. The machine is shared and noisy: read the "
+               "ratios and their intervals, not the absolute numbers.\n")
     if "tars" not in backends:
         out.append("(tars is not part of this run: no ratios.)\n")
-    n = len(backends)
-    out.append("| workload | metric | " + " | ".join(str(i + 1) for i in range(n)) + " |")
-    out.append("|---|---|" + "---|" * n)
-    for label, w, var, pv, metric, better in HEADLINES:
-        vals = {}
-        unit = ""
-        for r in rows:
-            if (r["workload"] == w and r["variant"] == var and num(r["param_value"]) == pv
-                    and r["metric"] == metric and r["status"] == "ok"):
-                v = num(r["value"])
-                if v is not None:
-                    vals[r["backend"]] = v
-                    unit = r["unit"]
-        if not any(r["workload"] == w and num(r["param_value"]) == pv for r in rows):
-            continue  # not part of this run (scale, or --workloads)
-        present = [b for b in backends if any(
-            r["backend"] == b and r["workload"] == w for r in rows)]
-        ranked = sorted(vals, key=lambda b: vals[b], reverse=(better == "high"))
-        base = vals.get("tars")
-        cells = []
-        for b in ranked:
-            extra = ""
-            if w == "capacity":
-                for r in rows:
-                    if (r["backend"] == b and r["workload"] == w
-                            and r["metric"] == metric and r["errno"]):
-                        extra = " " + r["errno"]
-            cells.append("%s %s%s%s" % (b, fmt(vals[b], unit), extra,
-                                        "" if b == "tars" else ratio(vals[b], base)))
-        for b in present:
-            if b not in vals:
-                why = cell_failed(rows, b, w, pv)
-                cells.append("%s %s" % (b, why or "-"))
-        cells += [""] * (n - len(cells))
-        out.append("| %s | %s | %s |" % (label, METRIC_LABEL.get(metric, metric),
-                                         " | ".join(cells[:n])))
+    out += headline_table(doc, rows, rat, backends)
     out.append("")
+    tails = tails_table(doc, rat, backends)
+    if tails:
+        out.append("Per-operation latency, p50 / p99 / p99.9: single operations timed "
+                   "with the timestamp counter (the timer's own cost subtracted), a "
+                   "sample after every batch; medians over processes. (The batch "
+                   "percentiles in compare.csv, batch_p*_ns, are percentiles of ~2 us "
+                   "batch means, not of single operations.)\n")
+        out += tails
+        out.append("")
     notes = []
     for b, i in doc.get("backends", {}).items():
         if i.get("capacity_note"):
             notes.append("- %s: capacity %s." % (b, i["capacity_note"]))
+        if i.get("tls_note"):
+            notes.append("- %s: tls: %s." % (b, i["tls_note"]))
+    seen = set()
     for r in rows:
         if r["metric"] == "arena_bytes" and r["workload"] == "capacity":
             notes.append("- %s: %s." % (r["backend"], r["note"]))
         if r["metric"] in ("mlock_failures", "tars_unlocked_bytes") and num(r["value"]):
-            notes.append("- %s %s %s: %s = %s (%s)." % (
-                r["backend"], r["workload"], r["param_value"], r["metric"], r["value"], r["note"]))
+            k = (r["backend"], r["workload"], r["param_value"], r["metric"])
+            if k not in seen:
+                seen.add(k)
+                notes.append("- %s %s %s: %s = %s (%s)." % (
+                    r["backend"], r["workload"], r["param_value"], r["metric"],
+                    r["value"], r["note"]))
     if doc.get("errors"):
         notes.append("- PROCESS FAILURES: " + "; ".join(doc["errors"]))
     if notes:
         out.append("Notes:\n")
         out.extend(notes)
         out.append("")
-    out.append("Raw: compare.json; tidy: compare.csv (columns in compare/README.md); "
-               "figures: plots/out/.\n")
+    out.append("Raw: compare.json; tidy: compare.csv; medians and ratios: ratios.csv "
+               "(columns in compare/README.md); figures: plots/out/.\n")
     return "\n".join(out)
 
 
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: compare/summary.py RESULTS_DIR")
+    import json
     d = sys.argv[1]
     with open(os.path.join(d, "compare.json")) as f:
         doc = json.load(f)
-    with open(os.path.join(d, "compare.csv"), newline="") as f:
-        rows = list(csv.DictReader(f))
-    md = render(doc, rows)
+    rows = suite.read_csv(os.path.join(d, "compare.csv"))
+    rat = suite.read_csv(os.path.join(d, "ratios.csv"))
+    md = render(doc, rows, rat)
     with open(os.path.join(d, "summary.md"), "w") as f:
         f.write(md)
     print(md)

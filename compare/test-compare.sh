@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# test-compare.sh BINDIR: every backend runs one tiny workload (session, in
-# its own process), then the merged CSV is validated by check_csv.py.
-# Exits non-zero on any failure.  Takes a few seconds.
+# test-compare.sh BINDIR "BACKENDS": every backend runs every workload at the
+# tiny scale, in two rounds (so that the ratios get bootstrap intervals),
+# then the run directory is validated by check_csv.py.  A binary linked to
+# the wrong malloc must be caught, and every binary must list the same
+# workloads.  Exits non-zero on any failure.
 set -eu
-bindir=${1:?usage: test-compare.sh BINDIR}
+bindir=${1:?usage: test-compare.sh BINDIR BACKENDS}
+backends=${2:?usage: test-compare.sh BINDIR BACKENDS}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-python3 compare/run.py --bin "$bindir" --results "$tmp" --scale tiny \
-	--workloads "session capacity" --run test --no-latest
-python3 compare/check_csv.py "$tmp/test" --workloads "session capacity"
+python3 compare/run.py --bin "$bindir" --backends "$backends" --results "$tmp" \
+	--scale tiny --rounds 2 --run test --no-latest
+python3 compare/check_csv.py "$tmp/test"
 
 # A mislinked binary must be caught: glibc's binary with jemalloc preloaded.
 je=$(ls /usr/lib/*/libjemalloc.so.2 2>/dev/null | head -n 1)

@@ -10,18 +10,8 @@ if (fmt eq 'svg') {
 set termoption noenhanced
 set output out
 load data.'/vars.gp'
-
-# One colour per backend, the same in every figure (order of prepare.py).
-set linetype 1 lc rgb '#d62728' lw 2.5 pt 7 ps 1.0   # tars
-set linetype 2 lc rgb '#ff7f0e' lw 2.5 pt 5 ps 1.0   # tars-key
-set linetype 3 lc rgb '#1f77b4' lw 2 pt 9 ps 1.0     # glibc
-set linetype 4 lc rgb '#2ca02c' lw 2 pt 11 ps 1.0    # jemalloc
-set linetype 5 lc rgb '#9467bd' lw 2 pt 13 ps 1.0    # mimalloc
-set linetype 6 lc rgb '#8c564b' lw 2 pt 4 ps 1.0     # mmap
-set linetype 7 lc rgb '#e377c2' lw 2 pt 6 ps 1.0     # sodium
-set linetype 8 lc rgb '#7f7f7f' lw 2 pt 8 ps 1.0     # openssl
-set linetype 9 lc rgb '#17becf' lw 2 pt 10 ps 1.0    # anything else
-
+# vars.gp (plots/prepare.py) gives each backend a line type with its
+# colour, assigned by name (compare/suite.py): the same in every figure.
 set grid back lc rgb '#dddddd'
 set border lc rgb '#444444'
 set key outside right top box opaque samplen 2 spacing 1.2

@@ -1,63 +1,53 @@
 #!/usr/bin/env python3
-"""Turn a tidy compare.csv into the small data files the gnuplot scripts read.
+"""Turn a run's ratios.csv (medians over processes, ratios to tars with
+their intervals) into the small data files the gnuplot scripts read.
 
-    plots/prepare.py results/latest/compare.csv plots/out/data
+    plots/prepare.py results/latest plots/out/data
 
 Writes one whitespace-separated .dat per figure (quoted column headers, NaN
-for a missing value), vars.gp (column counts and line types, so a backend
-keeps its colour in every figure) and figures.txt (the figures that have
+for a missing value), vars.gp (the run, column counts, and one line type
+per backend with its colour: compare/suite.py assigns colours by name, so
+a new backend needs no edit here) and figures.txt (the figures that have
 data in this run; plots.mk draws only those).
 """
 
-import csv
+import json
 import math
 import os
 import sys
 
-# Fixed order and colour (gnuplot line type) of every backend.
-BACKENDS = ["tars", "tars-key", "glibc", "jemalloc", "mimalloc", "mmap",
-            "sodium", "openssl"]
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "compare"))
+import suite  # noqa: E402  (compare/suite.py)
 
-
-def num(v):
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(f) else f
+num = suite.num
+# A backend whose ratio to tars stays below this is drawn on the linear
+# ratio axis of pair_ratio; the per-mapping designs (hundreds of times
+# slower) are named in the title instead of flattening everyone else.
+RATIO_AXIS_MAX = 8.0
 
 
 class Table:
-    def __init__(self, rows):
-        self.rows = rows
-        self.backends = [b for b in BACKENDS if any(r["backend"] == b for r in rows)]
-        self.backends += sorted({r["backend"] for r in rows} - set(self.backends))
+    def __init__(self, rat, backends):
+        self.rows = {}
+        for r in rat:
+            self.rows[(r["backend"], r["workload"], r["variant"],
+                       num(r["param_value"]), r["metric"])] = r
+        present = {r["backend"] for r in rat}
+        self.backends = [b for b in backends if b in present]
+        self.backends += sorted(present - set(self.backends))
+        self.lt = {b: i + 1 for i, b in enumerate(self.backends)}
 
-    def value(self, backend, workload, variant, pv, metric):
-        for r in self.rows:
-            if (r["backend"] == backend and r["workload"] == workload
-                    and r["variant"] == variant and num(r["param_value"]) == pv
-                    and r["metric"] == metric and r["status"] == "ok"):
-                return num(r["value"])
-        return None
+    def row(self, backend, workload, variant, pv, metric):
+        return self.rows.get((backend, workload, variant, pv, metric))
+
+    def value(self, backend, workload, variant, pv, metric, field="median"):
+        r = self.row(backend, workload, variant, pv, metric)
+        return num(r[field]) if r else None
 
     def params(self, workload, variant, metric):
-        return sorted({num(r["param_value"]) for r in self.rows
-                       if r["workload"] == workload and r["variant"] == variant
-                       and r["metric"] == metric and r["status"] == "ok"
-                       and num(r["param_value"]) is not None})
-
-    def status(self, backend, workload, pv):
-        for r in self.rows:
-            if (r["backend"] == backend and r["workload"] == workload
-                    and r["status"] != "ok"
-                    and num(r["param_value"]) in (None, pv)):
-                return r["status"], r["errno"]
-        return None, None
-
-
-def lt(backend):
-    return BACKENDS.index(backend) + 1 if backend in BACKENDS else len(BACKENDS) + 1
+        return sorted({k[3] for k in self.rows if k[1] == workload and k[2] == variant
+                       and k[4] == metric and k[3] is not None})
 
 
 def f(v):
@@ -77,98 +67,185 @@ def series(t, out, name, workload, variant, metric, scale=1.0):
             vals = [t.value(b, workload, variant, x, metric) for b in cols]
             fh.write("%s %s\n" % (f(x), " ".join(
                 f(None if v is None else v * scale) for v in vals)))
-    return {"n": len(cols) + 1, "lt": " ".join(str(lt(b)) for b in cols)}
+    return {"n": len(cols) + 1, "lt": " ".join(str(t.lt[b]) for b in cols)}
+
+
+def pair_ratio(t, out):
+    """Ratio to tars (and its interval) by size, backends near tars only."""
+    xs = t.params("pair", "", "ns_per_op")
+    near, far = [], []
+    for b in t.backends:
+        if b == "tars":
+            continue
+        rs = [t.value(b, "pair", "", x, "ns_per_op", "ratio") for x in xs]
+        rs = [r for r in rs if r is not None]
+        if not rs:
+            continue
+        (near if max(rs) <= RATIO_AXIS_MAX else far).append((b, suite.median(rs)))
+    if not xs or not near:
+        return None
+    with open(os.path.join(out, "pair_ratio.dat"), "w") as fh:
+        fh.write("x")
+        for b, _ in near:
+            fh.write(' "%s" "lo" "hi"' % b)
+        fh.write("\n")
+        for x in xs:
+            fh.write(f(x))
+            for b, _ in near:
+                r, lo, hi = (t.value(b, "pair", "", x, "ns_per_op", k)
+                             for k in ("ratio", "ci_lo", "ci_hi"))
+                # One process: no interval, the bar collapses on the point.
+                fh.write(" %s %s %s" % (f(r), f(lo if lo is not None else r),
+                                        f(hi if hi is not None else r)))
+            fh.write("\n")
+    return {"n": len(near), "lt": " ".join(str(t.lt[b]) for b, _ in near),
+            "far": ", ".join("%s ~%.0fx" % (b, m) for b, m in far) or "none"}
+
+
+def forest(t, out, doc):
+    """Every headline: each backend's ratio to tars with its interval."""
+    lines = []
+    heads = [(h["label"], w["name"], h["variant"], num(h["param_value"]), h["metric"])
+             for w in doc.get("workloads", []) for h in w["headlines"]]
+    heads = [h for h in heads if any(t.value(b, *h[1:], "ratio") is not None
+                                     for b in t.backends)]
+    if not heads:
+        return None
+    others = [b for b in t.backends if b != "tars"]
+    with open(os.path.join(out, "forest.dat"), "w") as fh:
+        fh.write('"label" "y" "ratio" "lo" "hi" "lt"\n')
+        for i, (label, *key) in enumerate(heads):
+            y = len(heads) - i
+            lines.append("'%s' %d" % (label.replace("'", ""), y))
+            for j, b in enumerate(others):
+                r = t.value(b, *key, "ratio")
+                if r is None:
+                    continue
+                lo = t.value(b, *key, "ci_lo")
+                hi = t.value(b, *key, "ci_hi")
+                off = (j - (len(others) - 1) / 2) * 0.6 / max(len(others), 1)
+                fh.write('"%s" %.3f %s %s %s %d\n' % (b, y + off, f(r), f(lo if lo else r),
+                                                      f(hi if hi else r), t.lt[b]))
+    return {"ytics": ", ".join(lines), "n": len(heads),
+            "names": " ".join(others), "lts": " ".join(str(t.lt[b]) for b in others)}
 
 
 def main():
     if len(sys.argv) != 3:
-        sys.exit("usage: plots/prepare.py COMPARE_CSV OUTDIR")
-    with open(sys.argv[1], newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    out = sys.argv[2]
+        sys.exit("usage: plots/prepare.py RESULTS_DIR OUTDIR")
+    d, out = sys.argv[1], sys.argv[2]
+    with open(os.path.join(d, "compare.json")) as fh:
+        doc = json.load(fh)
+    rat = suite.read_csv(os.path.join(d, "ratios.csv"))
     os.makedirs(out, exist_ok=True)
-    t = Table(rows)
-    run = rows[0]["run"] if rows else "?"
+    t = Table(rat, list(doc.get("backends", {})))
+    run = doc.get("run", "?")
     figs, gvars = [], {}
 
     for name, args in [
             ("latency_size", ("pair", "", "ns_per_op")),
-            ("tail_size", ("pair", "", "p999_ns")),
+            ("tail_size", ("pair", "", "op_p999_ns")),
             ("rss_live", ("fill", "", "rss_per_buffer_bytes")),
             ("vma_live", ("fill", "", "vma_count")),
-            ("churn_slots", ("churn", "crypto", "ns_per_op"))]:
+            ("churn_slots", ("churn", "crypto", "ns_per_op")),
+            ("burst", ("burst", "", "ns_per_op"))]:
         s = series(t, out, name, *args)
         if s:
             figs.append(name)
             gvars[name] = s
 
-    # Tail latency at one steady-state point: p50 / p99 / p99.9 per backend.
-    with open(os.path.join(out, "tail.dat"), "w") as fh:
-        fh.write('backend "p50" "p99" "p99.9"\n')
+    s = pair_ratio(t, out)
+    if s:
+        figs.append("pair_ratio")
+        gvars["pair_ratio"] = s
+    fr = forest(t, out, doc)
+    if fr:
+        figs.append("forest")
+
+    def bars(name, header, rows_of, figure=True):
         n = 0
-        for b in t.backends:
-            v = [t.value(b, "churn", "crypto", 1000, m) for m in ("p50_ns", "p99_ns", "p999_ns")]
-            if any(x is not None for x in v):
-                fh.write('"%s" %s\n' % (b, " ".join(f(x) for x in v)))
-                n += 1
-    if n:
-        figs.append("tail")
+        with open(os.path.join(out, name + ".dat"), "w") as fh:
+            fh.write(header + "\n")
+            for b in t.backends:
+                line = rows_of(b)
+                if line is not None:
+                    fh.write(line + "\n")
+                    n += 1
+        if n and figure:
+            figs.append(name)
+
+    # Per-operation tails at one steady-state point.
+    def tail_row(b):
+        v = [t.value(b, "churn", "crypto", 1000, m) for m in ("op_p50_ns", "op_p99_ns",
+                                                               "op_p999_ns")]
+        return None if all(x is None for x in v) else '"%s" %s' % (
+            b, " ".join(f(x) for x in v))
+    bars("tail", '"backend" "p50" "p99" "p99.9"', tail_row)
 
     # Capacity: one bar per backend, labelled with how it ended.
-    with open(os.path.join(out, "capacity.dat"), "w") as fh:
-        fh.write('backend count lt label\n')
-        n = 0
-        for b in t.backends:
-            v = t.value(b, "capacity", "", 64, "capacity_count")
-            if v is None:
-                continue
-            err = ""
-            for r in rows:
-                if r["backend"] == b and r["workload"] == "capacity" \
-                        and r["metric"] == "capacity_count":
-                    err = r["errno"]
-            reached = t.value(b, "capacity", "", 64, "capacity_reached_cap")
-            label = "{:,.0f}".format(v) + (" (cap)" if reached else
-                                           (" " + err if err else ""))
-            fh.write('"%s" %s %d "%s"\n' % (b, f(v), lt(b), label))
-            n += 1
-    if n:
-        figs.append("capacity")
+    def cap_row(b):
+        v = t.value(b, "capacity", "", 64, "capacity_count")
+        if v is None:
+            return None
+        return '"%s" %s %d "%s"' % (b, f(v / 1e6), t.lt[b], "{:,.0f}".format(v))
+    bars("capacity", "backend millions lt label", cap_row)
 
-    # Thread scaling: aggregate throughput, 1 and 2 threads, remote frees.
-    with open(os.path.join(out, "threads.dat"), "w") as fh:
-        fh.write('backend "1 thread" "2 threads" "2 threads, freed by the other"\n')
-        n = 0
-        for b in t.backends:
-            v = [t.value(b, "threads", "local", 1, "aggregate_ops_per_s"),
-                 t.value(b, "threads", "local", 2, "aggregate_ops_per_s"),
-                 t.value(b, "threads", "remote", 2, "aggregate_ops_per_s")]
-            if any(x is not None for x in v):
-                fh.write('"%s" %s\n' % (b, " ".join(
-                    f(None if x is None else x / 1e6) for x in v)))
-                n += 1
-    if n:
-        figs.append("threads")
+    def threads_row(b):
+        v = [t.value(b, "threads", "local", 1, "aggregate_ops_per_s"),
+             t.value(b, "threads", "local", 2, "aggregate_ops_per_s"),
+             t.value(b, "threads", "remote", 2, "aggregate_ops_per_s"),
+             t.value(b, "threads", "local", 8, "aggregate_ops_per_s")]
+        return None if all(x is None for x in v) else '"%s" %s' % (
+            b, " ".join(f(None if x is None else x / 1e6) for x in v))
+    bars("threads", 'backend "1 thread" "2 threads" "2 threads, freed by the other" '
+         '"8 threads on 2 cores"', threads_row)
 
-    # Protection toggle cost, backends that can.
-    with open(os.path.join(out, "protect.dat"), "w") as fh:
-        fh.write('backend ns lt\n')
-        n = 0
-        for b in t.backends:
-            v = t.value(b, "protect", "toggle", 32, "ns_per_op")
-            if v is not None:
-                fh.write('"%s" %s %d\n' % (b, f(v), lt(b)))
-                n += 1
-    if n:
-        figs.append("protect")
+    def protect_row(b):
+        v = t.value(b, "protect", "toggle", 32, "ns_per_op")
+        return None if v is None else '"%s" %s %d' % (b, f(v), t.lt[b])
+    bars("protect", "backend ns lt", protect_row)
 
+    # tls: handshakes per second (min-max over processes), and where the
+    # time of a handshake goes for the backends near glibc's speed.
+    def tls_row(b):
+        v = t.value(b, "tls", "", 16384, "handshakes_per_s")
+        if v is None:
+            return None
+        lo = t.value(b, "tls", "", 16384, "handshakes_per_s", "min")
+        hi = t.value(b, "tls", "", 16384, "handshakes_per_s", "max")
+        return '"%s" %s %s %s %d' % (b, f(v), f(lo), f(hi), t.lt[b])
+    bars("tls", "backend hs lo hi lt", tls_row)
+
+    def tls_time_row(b):
+        total = t.value(b, "tls", "", 16384, "ns_per_op")
+        small = t.value(b, "tls", "", 16384, "alloc_ns_per_op_small")
+        large = t.value(b, "tls", "", 16384, "alloc_ns_per_op_large")
+        if None in (total, small, large) or total > 1e7:
+            return None
+        rest = max(total - small - large, 0)
+        return '"%s" %s %s %s' % (b, f(small / 1e6), f(large / 1e6), f(rest / 1e6))
+    bars("tls_time", 'backend "allocator, blocks <= 2 KiB" "allocator, blocks > 2 KiB '
+         '(records)" "the rest of the handshake"', tls_time_row, figure=False)
+
+    cols = suite.colours(t.backends)
     with open(os.path.join(out, "vars.gp"), "w") as fh:
-        fh.write('run = "%s"\n' % run)
+        fh.write('run = "%s"\nrounds = %d\n' % (run, doc.get("rounds", 1)))
+        for b in t.backends:
+            fh.write("set linetype %d lc rgb '%s' lw %s pt %d ps 1.0  # %s\n" % (
+                t.lt[b], cols[b], "2.5" if b.startswith("tars") else "2",
+                [7, 5, 9, 11, 13, 4, 6, 8, 10, 12, 14, 1, 2, 3][(t.lt[b] - 1) % 14], b))
         for name, s in gvars.items():
             fh.write('%s_n = %d\n%s_lt = "%s"\n' % (name, s["n"], name, s["lt"]))
+            if "far" in s:
+                fh.write('%s_far = "%s"\n' % (name, s["far"]))
+        if fr:
+            fh.write("forest_n = %d\nforest_ytics = \"set ytics (%s)\"\n" % (
+                fr["n"], fr["ytics"]))
+            fh.write('forest_names = "%s"\nforest_lts = "%s"\n' % (fr["names"], fr["lts"]))
     with open(os.path.join(out, "figures.txt"), "w") as fh:
         fh.write("\n".join(figs) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,5 +1,5 @@
-# tail_size.gp - pair workload: p99.9 of the per-operation latency vs size.
-set title sprintf("Tail latency of alloc + touch + free, by buffer size\n(p99.9 over timed batches, ns per pair; run %s)", run)
+# tail_size.gp - pair workload: per-operation p99.9 vs size.
+set title sprintf("Tail latency of one alloc + touch + free, by buffer size\n(p99.9 of single operations timed with the TSC, median over %d processes; run %s)", rounds, run)
 set xlabel 'buffer size (bytes, log scale)'
 set ylabel 'p99.9 time per pair (ns, log scale)'
 set logscale xy
