@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # test-tune.sh COMPARE_TARS TARS_SLOTS: the tuning sweep in quick mode (4
 # configurations, tiny workloads, 2 rounds) into a scratch directory, then
-# checks of what it wrote.  The figures are drawn only if gnuplot is here.
+# checks of what it wrote: latency, per-operation tails, memory and tars's
+# statistics (from the documents' JSON) in every round, the recommendation
+# with its stability.  The figures are drawn only if gnuplot is here.
 set -euo pipefail
 bin=${1:?compare-tars}
 slots=${2:?tars-slots}
@@ -28,13 +30,13 @@ for c in cfgs:
     for rnd in ("1", "2"):
         mine = [r for r in rows if r["config"] == c and r["round"] == rnd]
         metrics = {r["metric"] for r in mine}
-        for m in ("ns_per_op", "p99_ns", "rss_delta_bytes", "stats_syscalls",
-                  "stats_mallocs", "stats_cache_hits"):
+        for m in ("ns_per_op", "batch_p50_ns", "op_p99_ns", "rss_delta_bytes",
+                  "stats_syscalls", "stats_mallocs", "stats_cache_hits"):
             check(m in metrics, "%s round %s: no %s" % (c, rnd, m))
         for r in mine:
-            if r["metric"] in ("ns_per_op", "p99_ns") or r["source"] == "tars_stats":
+            if r["metric"] in ("ns_per_op", "op_p99_ns") or r["source"] == "tars_stats":
                 check(float(r["value"]) >= 0, "%s: negative %s" % (c, r["metric"]))
-# The options really reached the processes.
+# The options really reached the processes (their documents say so).
 info = json.load(open(os.path.join(d, "tune.json")))
 check(not info["errors"], "errors: %s" % info["errors"])
 c0 = [p for p in info["processes"] if p["config"] == "cache=0"]
@@ -51,7 +53,15 @@ for r in csv.DictReader(open(os.path.join(d, "slots.csv"))):
     s, a, b = int(r["size"]), int(r["slot_classes0"]), int(r["slot_classes1"])
     check(a >= s and b >= s and b <= a, "slot sizes for %d: %d %d" % (s, a, b))
 md = open(os.path.join(d, "summary.md")).read()
-check("Recommended defaults:" in md, "summary.md has no recommendation")
+check("Recommended defaults (stable):" in md, "summary.md has no recommendation")
+check("Stability:" in md and "bootstrap resamples" in md, "summary.md says nothing of stability")
+v = info["verdict"]
+check(0 <= v["stability"] <= 1 and v["stability_resamples"] > 0, "stability %s" % v.get("stability"))
+# A change is recommended only when stable.
+check(v["recommended"] == info["defaults"] or v["stability"] >= 0.8,
+      "unstable change recommended: %s at %s" % (v["recommended"], v["stability"]))
+# The options came from the library's table, the stats from its JSON.
+check(any(o["name"] == "cache" for o in info["option_table"]), "no option table")
 check("Pareto front" in md, "summary.md says nothing about the front")
 for f in fail:
     print("test-tune: FAIL " + f)

@@ -3,7 +3,7 @@
 # Left: every configuration; right: a zoom on the crowd around the default.
 # pareto.dat kind: 1 the default, 2 the A/A control (the default again);
 # labels*.dat: where tune.py placed each label so that none overlap.
-set multiplot title sprintf("tars options: latency vs memory (run %s, median of %d rounds, bars: IQR)\nlatency: geomean of %d median ns/op ratios to the default in the same round; memory: %s", run, nrounds, nkeys, memkey)
+set multiplot title sprintf("tars options: latency vs memory (run %s, median of %d rounds, bars: IQR)\nlatency: geomean of %d ratios of median batch means to the default in the same round; memory: %s", run, nrounds, nkeys, memkey)
 set logscale y
 set ytics (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1, 1.05, 1.1, 1.2, 1.4, 1.6, 1.8, 2, 2.5, 3, 4)
 set ylabel 'median latency index (default = 1, lower is faster; log)'
