@@ -1,15 +1,17 @@
 /*
  * bench.h - helpers shared by the tars benchmark bodies.
  *
- * Latency percentiles.  Google Benchmark reports the mean time per
- * iteration of each run (and mean/median/stddev over repetitions).  The
- * tail is measured here: the body takes one timestamp every `ops`
- * operations (clock_gettime costs ~20 ns, so timing single 10 ns operations
- * is meaningless) and files the per-operation average of that stretch in a
- * log-linear histogram (64 buckets per power of two, <= 1.6% error).  p50,
- * p99 and p99.9 of those averages are reported as counters p50_ns, p99_ns
- * and p99.9_ns.  A stretch is short (~64 fast operations, or one slow
- * one), so a page fault, an mmap or a preemption still stands out.
+ * Latency percentiles of batch means.  Google Benchmark reports the mean
+ * time per iteration of each run (and mean/median/stddev over
+ * repetitions).  The spread is measured here: the body takes one timestamp
+ * every `ops` operations (clock_gettime costs ~20 ns, so timing single
+ * 10 ns operations this way is meaningless) and files the per-operation
+ * mean of that stretch in a log-linear histogram (64 buckets per power of
+ * two, <= 1.6% error).  p50, p99 and p99.9 of those means are reported as
+ * counters batch_p50_ns, batch_p99_ns and batch_p99.9_ns.  A stretch is
+ * short (64 fast operations, or one slow one), so a page fault, an mmap or
+ * a preemption still stands out, but for fast operations these are not
+ * per-operation tails (compare/ measures those, with the TSC).
  *
  * tars stats.  bench_stats_begin/bench_stats_end bracket a run (outside
  * the timed region) and report syscalls_per_op (tars system calls during
@@ -56,7 +58,8 @@ struct bench_lat {
 
 void bench_lat_init(struct bench_lat *lat);
 void bench_lat_add(struct bench_lat *lat, uint64_t ns, uint64_t ops);
-/* Counters p50_ns, p99_ns, p99.9_ns (nothing when there are no samples). */
+/* Counters batch_p50_ns, batch_p99_ns, batch_p99.9_ns (nothing when there
+ * are no samples). */
 void bench_lat_report(const struct bench_lat *lat, gb_state *st);
 
 /* Restart the stretch now (after untimed work). */
@@ -109,6 +112,10 @@ void bench_option_pop(gb_state *st, const char *name, long saved);
 
 /* "junk=1,canary=1,..." of the current option values, for the context. */
 void bench_options_string(char *out, size_t outlen);
+
+/* 1 if the library has option name, value is in its range, and it can
+ * change after the first allocation. */
+int bench_option_valid(const char *name, long value);
 
 /* ------------------------------------------------------------------------
  * Benchmark families (bench_alloc.c, bench_key.c, bench_opts.c)

@@ -9,6 +9,10 @@
  *                                        one malloc or one free
  *   tars/large/pages:P, glibc/large/...  malloc + free of P pages
  *   tars/key_alloc/pages:P               tars_malloc_key + free of P pages
+ *   tars/burst/64/k:K, glibc/burst/...   K mallocs, then K frees in the
+ *                                        same order, again and again (a
+ *                                        live set that swings); an
+ *                                        iteration is one operation
  */
 #include "bench.h"
 
@@ -25,6 +29,7 @@ static const int64_t pair_sizes[] = {
 };
 
 static const int64_t batch_counts[] = { 64, 1024, 16384 };
+static const int64_t burst_counts[] = { 64, 1024, 4096 };
 #define BATCH_SIZE 64 /* bytes per allocation in the batch benchmarks */
 
 /* ------------------------------------------------------------------------
@@ -103,6 +108,28 @@ static void bm_glibc_pair(gb_state *st, void *ctx)
 
 #define BATCH_PERMS 16
 
+/* n allocations into ptrs, a latency mark every BENCH_BATCH; returns how
+ * many succeeded (*failed: errno of the one that did not). */
+static inline __attribute__((always_inline)) size_t
+alloc_n(void **ptrs, size_t n, size_t size, void *(*alloc)(size_t),
+    struct bench_lat *lat, int *failed)
+{
+	size_t got = 0;
+
+	for (; got < n; got++) {
+		void *p = alloc(size);
+		if (__builtin_expect(p == NULL, 0)) {
+			*failed = errno ? errno : ENOMEM;
+			break;
+		}
+		GB_KEEP(p);
+		ptrs[got] = p;
+		if ((got & (BENCH_BATCH - 1)) == BENCH_BATCH - 1)
+			bench_lat_mark(lat, BENCH_BATCH);
+	}
+	return got;
+}
+
 static inline __attribute__((always_inline)) void
 batch_loop(gb_state *st, size_t size, size_t n, void *(*alloc)(size_t),
     void (*dealloc)(void *), const char *what)
@@ -131,18 +158,7 @@ batch_loop(gb_state *st, size_t size, size_t n, void *(*alloc)(size_t),
 
 	while (!failed && gb_batch(st, 2 * n)) {
 		const uint32_t *perm = perms + (round++ % BATCH_PERMS) * n;
-		size_t got = 0;
-		for (; got < n; got++) {
-			void *p = alloc(size);
-			if (__builtin_expect(p == NULL, 0)) {
-				failed = errno ? errno : ENOMEM;
-				break;
-			}
-			GB_KEEP(p);
-			ptrs[got] = p;
-			if ((got & (BENCH_BATCH - 1)) == BENCH_BATCH - 1)
-				bench_lat_mark(&lat, BENCH_BATCH);
-		}
+		size_t got = alloc_n(ptrs, n, size, alloc, &lat, &failed);
 		if (failed) {
 			/* Free what was allocated; order no longer matters. */
 			for (size_t i = 0; i < got; i++)
@@ -184,6 +200,78 @@ static void bm_glibc_batch(gb_state *st, void *ctx)
 	(void)ctx;
 	batch_loop(st, (size_t)gb_state_arg(st, 0), (size_t)gb_state_arg(st, 1),
 	    malloc, free, "malloc");
+}
+
+/* ------------------------------------------------------------------------
+ * Bursts: K allocations, then K frees in allocation order, repeatedly
+ *
+ * Two whole bursts run before the timer starts, so the run measures the
+ * steady state: an allocator that unmaps or protects every page that
+ * empties and maps it again on the next burst pays system calls here
+ * (syscalls_per_op for tars; issue 11 asks for ~0 at K = 1024).
+ * --------------------------------------------------------------------- */
+
+static inline __attribute__((always_inline)) void
+burst_loop(gb_state *st, size_t size, size_t k, void *(*alloc)(size_t),
+    void (*dealloc)(void *), const char *what, int with_tars_stats)
+{
+	struct bench_stats bs;
+	struct bench_lat lat;
+	void **ptrs = malloc(k * sizeof(*ptrs));
+	int failed = 0;
+
+	if (ptrs == NULL) {
+		bench_skip_errno(st, "malloc (burst array)", ENOMEM);
+		return;
+	}
+	for (int warm = 0; warm < 2 && !failed; warm++) {
+		for (size_t i = 0; i < k; i++) {
+			ptrs[i] = alloc(size);
+			if (ptrs[i] == NULL) {
+				failed = errno ? errno : ENOMEM;
+				for (size_t j = 0; j < i; j++)
+					dealloc(ptrs[j]);
+				break;
+			}
+		}
+		if (!failed)
+			for (size_t i = 0; i < k; i++)
+				dealloc(ptrs[i]);
+	}
+	if (with_tars_stats)
+		bench_stats_begin(&bs);
+	bench_lat_init(&lat);
+	while (!failed && gb_batch(st, 2 * k)) {
+		size_t got = alloc_n(ptrs, k, size, alloc, &lat, &failed);
+
+		for (size_t i = 0; i < got; i++) {
+			dealloc(ptrs[i]);
+			if ((i & (BENCH_BATCH - 1)) == BENCH_BATCH - 1)
+				bench_lat_mark(&lat, BENCH_BATCH);
+		}
+	}
+	free(ptrs);
+	if (failed) {
+		bench_skip_errno(st, what, failed);
+		return;
+	}
+	bench_lat_report(&lat, st);
+	if (with_tars_stats)
+		bench_stats_end(&bs, st, gb_state_iterations(st));
+}
+
+static void bm_tars_burst(gb_state *st, void *ctx)
+{
+	(void)ctx;
+	burst_loop(st, (size_t)gb_state_arg(st, 0), (size_t)gb_state_arg(st, 1),
+	    tars_malloc, tars_free, "tars_malloc", 1);
+}
+
+static void bm_glibc_burst(gb_state *st, void *ctx)
+{
+	(void)ctx;
+	burst_loop(st, (size_t)gb_state_arg(st, 0), (size_t)gb_state_arg(st, 1),
+	    malloc, free, "malloc", 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -248,6 +336,13 @@ void bench_register_alloc(void)
 		gb_bench *g = gb_register("glibc/batch", bm_glibc_batch, NULL);
 		GB_ARGS(GB_ARG_NAMES(t, "", "n"), BATCH_SIZE, batch_counts[i]);
 		GB_ARGS(GB_ARG_NAMES(g, "", "n"), BATCH_SIZE, batch_counts[i]);
+	}
+
+	for (size_t i = 0; i < COUNT(burst_counts); i++) {
+		gb_bench *t = gb_register("tars/burst", bm_tars_burst, NULL);
+		gb_bench *g = gb_register("glibc/burst", bm_glibc_burst, NULL);
+		GB_ARGS(GB_ARG_NAMES(t, "", "k"), BATCH_SIZE, burst_counts[i]);
+		GB_ARGS(GB_ARG_NAMES(g, "", "k"), BATCH_SIZE, burst_counts[i]);
 	}
 
 	for (int64_t pages = 1; pages <= 4; pages *= 2) {

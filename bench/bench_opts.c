@@ -7,7 +7,9 @@
  * Each run sets the option with tars_option_set before its loop and puts
  * the previous value back after it; a value the library refuses (EINVAL,
  * EBUSY) skips that run with the error instead of measuring the wrong
- * thing.  Only options that change the hot path are swept:
+ * thing.  A sweep of an option the library's table no longer has (or a
+ * value out of its range) is not registered at all.  Only options that
+ * change the hot path are swept:
  *
  *   junk     0/1/2   fill on alloc and free, verify on reuse: cost grows
  *                    with the slot size, hence 64 and 2048
@@ -65,6 +67,8 @@ void bench_register_opts(void)
 		const struct sweep *sw = &sweeps[i];
 		gb_bench *b;
 
+		if (!bench_option_valid(sw->opt, (long)sw->values[0]))
+			continue;
 		if (sw->kind == SWEEP_PAIR) {
 			b = gb_register("tars/opt/pair", bm_sweep, (void *)sw);
 			GB_ARG_NAMES(b, "", sw->opt);
@@ -74,6 +78,7 @@ void bench_register_opts(void)
 		}
 		for (size_t s = 0; s < 2 && sw->sizes[s] != 0; s++)
 			for (size_t v = 0; v < sw->nvalues; v++)
-				GB_ARGS(b, sw->sizes[s], sw->values[v]);
+				if (bench_option_valid(sw->opt, (long)sw->values[v]))
+					GB_ARGS(b, sw->sizes[s], sw->values[v]);
 	}
 }

@@ -20,7 +20,7 @@ int main(int argc, char **argv)
 	bench_options_string(opts, sizeof(opts));
 	gb_context("tars_version", TARS_VERSION);
 	gb_context("tars_options", opts);
-	gb_context("latency_counters", "p50_ns/p99_ns/p99.9_ns: per-operation "
+	gb_context("latency_counters", "batch_p50_ns/batch_p99_ns/batch_p99.9_ns: per-operation "
 	    "averages of stretches of up to 64 operations");
 	return gb_main(argc, argv);
 }

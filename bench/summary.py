@@ -59,7 +59,7 @@ def collect(doc):
         key = "real_time" if manual else "cpu_time"
         t = statistics.median(r[key] for r in rows) * unit
         counters = {}
-        for key in ("p50_ns", "p99_ns", "p99.9_ns", "syscalls_per_op", "pages_mapped"):
+        for key in ("batch_p50_ns", "batch_p99_ns", "batch_p99.9_ns", "syscalls_per_op"):
             vals = [r[key] for r in rows if key in r]
             if vals:
                 counters[key] = statistics.median(vals)
@@ -87,12 +87,15 @@ def ratio_table(res, title, tars_re, glibc_fmt, key_fmt):
         return
     rows.sort(key=lambda r: r[0])
     print(title)
-    print("  %-10s %11s %11s %11s" % (key_fmt, "tars", "glibc", "tars/glibc"))
+    print("  %-10s %11s %11s %11s %14s" % (key_fmt, "tars", "glibc", "tars/glibc",
+                                           "tars sys/op"))
     for key, t, g in rows:
         tt = t.get("time")
         gt = g.get("time") if g else None
         ratio = "%.2fx" % (tt / gt) if tt and gt else "-"
-        print("  %-10s %11s %11s %11s" % (key, fmt_ns(tt), fmt_ns(gt), ratio))
+        sc = t.get("counters", {}).get("syscalls_per_op")
+        print("  %-10s %11s %11s %11s %14s" % (key, fmt_ns(tt), fmt_ns(gt), ratio,
+                                               "-" if sc is None else "%.4f" % sc))
     print()
 
 
@@ -117,6 +120,8 @@ def main(argv):
     ratio_table(res, "malloc + free pair (per pair)", r"tars/pair/(\d+)", "glibc/pair/%s", "size")
     ratio_table(res, "batch of N 64-byte mallocs, then frees in random order (per operation)",
                 r"tars/batch/64/n:(\d+)", "glibc/batch/64/n:%s", "N")
+    ratio_table(res, "burst: K 64-byte mallocs, then K frees, steady state (per operation)",
+                r"tars/burst/64/k:(\d+)", "glibc/burst/64/k:%s", "K")
     ratio_table(res, "large allocation + free", r"tars/large/pages:(\d+)",
                 "glibc/large/pages:%s", "pages")
 
@@ -125,9 +130,9 @@ def main(argv):
     if t and g and t.get("time") and g.get("time"):
         for who, r in (("tars", t), ("glibc", g)):
             c = r["counters"]
-            print("  %-5s pair/%d: median %s  p50 %s  p99 %s  p99.9 %s%s"
-                  % (who, TARGET_SIZE, fmt_ns(r["time"]), fmt_ns(c.get("p50_ns")),
-                     fmt_ns(c.get("p99_ns")), fmt_ns(c.get("p99.9_ns")),
+            print("  %-5s pair/%d: median %s  batch-mean p50 %s  p99 %s  p99.9 %s%s"
+                  % (who, TARGET_SIZE, fmt_ns(r["time"]), fmt_ns(c.get("batch_p50_ns")),
+                     fmt_ns(c.get("batch_p99_ns")), fmt_ns(c.get("batch_p99.9_ns")),
                      "  syscalls/op %.4f" % c["syscalls_per_op"] if "syscalls_per_op" in c else ""))
         ratio = t["time"] / g["time"]
         print("target: tars/pair/%d <= %.1fx glibc: %.2fx (%s)"

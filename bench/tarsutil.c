@@ -1,11 +1,13 @@
 /*
  * tarsutil.c - tars stats counters and option handling for the benchmark
- * bodies; called outside timed regions only.
+ * bodies; called outside timed regions only.  Option and statistic names
+ * come from the library's tables (tars_option_at, tars_stat_at).
  */
 #include "bench.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 /* ------------------------------------------------------------------------
  * tars stats
@@ -16,20 +18,34 @@ void bench_stats_begin(struct bench_stats *bs)
 	tars_stats_get(&bs->before);
 }
 
+/* The scalar statistic called name, or NULL (the library's table). */
+static const struct tars_stat_desc *stat_named(const char *name)
+{
+	const struct tars_stat_desc *d;
+
+	for (size_t i = 0; (d = tars_stat_at(i)) != NULL; i++)
+		if (strcmp(d->name, name) == 0)
+			return d;
+	return NULL;
+}
+
+/* syscalls_per_op from the statistic "syscalls", and every statistic
+ * counted in pages as a counter of its own name (chunk_pages, ...): the
+ * names come from the library's table. */
 void bench_stats_end(const struct bench_stats *bs, gb_state *st, uint64_t ops)
 {
+	const struct tars_stat_desc *sys = stat_named("syscalls"), *d;
 	struct tars_stats s;
 
 	tars_stats_get(&s);
-	double sys = (double)(s.syscalls - bs->before.syscalls);
-	size_t pages = s.chunk_pages + s.zero_pages + s.cached_pages +
-	    s.reserve_pages + s.large_pages + s.key_pages + s.guard_pages +
-	    s.meta_pages;
+	if (sys != NULL) {
+		double n = (double)(tars_stat_value(&s, sys) - tars_stat_value(&bs->before, sys));
 
-	gb_counter(st, "syscalls_per_op", ops ? sys / (double)ops : 0.0, 0);
-	gb_counter(st, "pages_mapped", (double)pages, 0);
-	gb_counter(st, "chunk_pages", (double)s.chunk_pages, 0);
-	gb_counter(st, "cached_pages", (double)s.cached_pages, 0);
+		gb_counter(st, "syscalls_per_op", ops ? n / (double)ops : 0.0, 0);
+	}
+	for (size_t i = 0; (d = tars_stat_at(i)) != NULL; i++)
+		if (strcmp(d->unit, "pages") == 0)
+			gb_counter(st, d->name, (double)tars_stat_value(&s, d), 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -67,20 +83,27 @@ void bench_option_pop(gb_state *st, const char *name, long saved)
 
 void bench_options_string(char *out, size_t outlen)
 {
-	static const char *const names[] = {
-		"junk", "canary", "cache", "classes", "random", "mlock",
-		"dump", "fork", "pools", "secretmem", "spare",
-	};
+	const struct tars_option_desc *d;
 	size_t len = 0;
 
 	if (outlen == 0)
 		return;
 	out[0] = '\0';
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+	for (size_t i = 0; (d = tars_option_at(i)) != NULL; i++) {
 		int n = snprintf(out + len, outlen - len, "%s%s=%ld",
-		    i ? "," : "", names[i], tars_option_get(names[i]));
+		    i ? "," : "", d->name, tars_option_get(d->name));
 		if (n < 0 || (size_t)n >= outlen - len)
 			return;
 		len += (size_t)n;
 	}
+}
+
+int bench_option_valid(const char *name, long value)
+{
+	const struct tars_option_desc *d;
+
+	for (size_t i = 0; (d = tars_option_at(i)) != NULL; i++)
+		if (strcmp(d->name, name) == 0)
+			return value >= d->min && value <= d->max && !d->init_only;
+	return 0;
 }

@@ -83,9 +83,9 @@ void bench_lat_report(const struct bench_lat *lat, gb_state *st)
 {
 	if (lat->count == 0)
 		return;
-	gb_counter(st, "p50_ns", lat_quantile(lat, 0.50), 0);
-	gb_counter(st, "p99_ns", lat_quantile(lat, 0.99), 0);
-	gb_counter(st, "p99.9_ns", lat_quantile(lat, 0.999), 0);
+	gb_counter(st, "batch_p50_ns", lat_quantile(lat, 0.50), 0);
+	gb_counter(st, "batch_p99_ns", lat_quantile(lat, 0.99), 0);
+	gb_counter(st, "batch_p99.9_ns", lat_quantile(lat, 0.999), 0);
 }
 
 /* ------------------------------------------------------------------------

@@ -156,6 +156,8 @@ def ratios(run_id, rows, workloads, backends):
         h = heads.get(key)
         better = (h["better"] if h else
                   "high" if key[3] in HIGHER_IS_BETTER else "low")
+        base_meds = (suite.bootstrap_medians(per["tars"]) if want_ratio and "tars" in per
+                     else None)
         for b in backends:
             if b not in per:
                 continue
@@ -166,7 +168,7 @@ def ratios(run_id, rows, workloads, backends):
                    "median": suite.median(v), "min": min(v), "max": max(v),
                    "headline": h["label"] if h else ""}
             if want_ratio and "tars" in per and b != "tars":
-                rt, lo, hi = suite.bootstrap_ratio(per["tars"], v)
+                rt, lo, hi = suite.bootstrap_ratio(per["tars"], v, base_medians=base_meds)
                 row.update(ratio=rt, ci_lo=lo, ci_hi=hi,
                            ci_includes_1=None if lo is None else int(lo <= 1 <= hi))
             out.append(row)

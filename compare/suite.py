@@ -190,11 +190,27 @@ def fmt_secs(s):
     return "%dm%02ds" % (s // 60, s % 60)
 
 
-def bootstrap_ratio(base, other, n=1000, seed=1, level=0.95):
+def bootstrap_medians(values, n=1000, seed=1):
+    """Medians of n resamples (with replacement) of values, or None with
+    fewer than 2 values."""
+    v = [x for x in values if x is not None]
+    if len(v) < 2:
+        return None
+    rng = random.Random(seed)
+    k = len(v)
+    out = []
+    for _ in range(n):
+        s = sorted(rng.choices(v, k=k))
+        out.append(s[k // 2] if k % 2 else (s[k // 2 - 1] + s[k // 2]) / 2)
+    return out
+
+
+def bootstrap_ratio(base, other, n=1000, seed=1, level=0.95, base_medians=None):
     """Ratio median(other) / median(base), with a percentile bootstrap
     confidence interval: both samples resampled with replacement, each
     independently (they are separate processes), n times.  Returns
-    (ratio, lo, hi); lo and hi are None with fewer than 2 values a side."""
+    (ratio, lo, hi); lo and hi are None with fewer than 2 values a side.
+    base_medians: bootstrap_medians(base) computed once for several others."""
     base = [x for x in base if x is not None]
     other = [x for x in other if x is not None]
     if not base or not other:
@@ -203,19 +219,11 @@ def bootstrap_ratio(base, other, n=1000, seed=1, level=0.95):
     if mb == 0:
         return None, None, None
     ratio = mo / mb
-    if len(base) < 2 or len(other) < 2:
+    bm = base_medians if base_medians is not None else bootstrap_medians(base, n, seed)
+    om = bootstrap_medians(other, n, seed + 1)
+    if bm is None or om is None:
         return ratio, None, None
-    rng = random.Random(seed)
-    nb, no = len(base), len(other)
-    out = []
-    for _ in range(n):
-        b = sorted(base[rng.randrange(nb)] for _ in range(nb))
-        o = sorted(other[rng.randrange(no)] for _ in range(no))
-        bm = b[nb // 2] if nb % 2 else (b[nb // 2 - 1] + b[nb // 2]) / 2
-        om = o[no // 2] if no % 2 else (o[no // 2 - 1] + o[no // 2]) / 2
-        if bm != 0:
-            out.append(om / bm)
-    out.sort()
+    out = sorted(o / b for o, b in zip(om, bm) if b != 0)
     if not out:
         return ratio, None, None
     a = (1 - level) / 2

@@ -466,7 +466,7 @@ static int tls_run(const struct compare_workload *w)
 	struct memsnap base, now;
 	struct timing t;
 	struct run_result r = { 0 };
-	double means[64], sys0, budget = compare_cfg.rep_seconds * 5;
+	double means[64], sys0, budget = compare_cfg.rep_seconds * 6;
 	int reps = compare_cfg.reps;
 	const char *why;
 	size_t next, warm;
