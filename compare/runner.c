@@ -211,6 +211,7 @@ int run_reps(const struct measure_key *k, op_fn op, void *ctx, double rep_second
 	compare_emit_latency(k, means, reps, &t, unit_op);
 	compare_emit(k, "minflt_per_op", (flt1 - flt0) / ops_total, "faults/op",
 	    "minor page faults over the timed repetitions");
+	compare_emit(k, "ops", ops_total, "count", "operations in the timed repetitions");
 	if (!isnan(sys0))
 		compare_emit(k, "syscalls_per_op", (compare_syscalls() - sys0) / ops_total,
 		    "count", "system calls the backend counted itself, per operation");

@@ -41,6 +41,7 @@ static void burst_one(const struct compare_workload *w, long kk)
 	struct measure_key key = { w->name, "", w->param, (double)k };
 	struct burst_ctx c = { compare_mem(k * sizeof(void *)), k };
 	struct run_result r = { 0 };
+	size_t cleanup = 0;
 
 	if (compare_prepare(k * BURST_SIZE * 2, k + 16, &key) != 0)
 		goto out;
@@ -56,8 +57,13 @@ static void burst_one(const struct compare_workload *w, long kk)
 			compare_backend.counters(&key);
 	}
 	for (size_t i = 0; i < k; i++)
-		if (c.ptr[i])
+		if (c.ptr[i]) {
 			compare_release(c.ptr[i], BURST_SIZE);
+			cleanup++;
+		}
+	/* compare/syscalls.py counts these with the timed operations. */
+	compare_emit(&key, "cleanup_frees", (double)cleanup, "count",
+	    "frees of the last, unfinished burst, after the timed repetitions");
 out:
 	compare_mem_free(c.ptr, k * sizeof(void *));
 }
