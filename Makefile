@@ -1,11 +1,13 @@
 # tars - protected memory for secrets, and the suite that measures it.
 #
 #   make report     the main job: build, compare every allocator, plot
-#                   (FULL=1 bigger sizes; BACKENDS=, WORKLOADS= subsets)
+#                   (FULL=1 bigger sizes; ROUNDS=N processes per
+#                   measurement; BACKENDS=, WORKLOADS= subsets)
 #   make test       build and run the whole test suite
 #   make            build libtars.a, libtars.so, tars.pc
 #   make bench      micro-benchmarks (BENCH_FILTER=regex)
 #   make tune       option sweep: cache, classes, junk, canary, random, mlock
+#   make syscalls   system calls per operation of every backend (strace)
 #   make fuzz       libFuzzer run (FUZZ_SECONDS=N)
 #   make plots      figures from results/latest (RESULTS=results/X)
 #   make pair64     the 64-byte malloc+free figure against glibc
@@ -84,4 +86,4 @@ clean:
 	$(Q)rm -rf $(CLEAN_DIRS)
 
 help:
-	@sed -n '2,18p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,20p' Makefile | sed 's/^# \{0,1\}//'
