@@ -232,12 +232,11 @@ def bootstrap_ratio(base, other, n=1000, seed=1, level=0.95, base_medians=None):
     return ratio, lo, hi
 
 
-# Distinct colours (Tableau 10 without its red, then darker ones), keyed by
+# Distinct colours (Tableau 10 without its red, black, navy, plum), keyed by
 # name: a backend keeps its colour from run to run, and a new backend
 # needs no edit anywhere.  tars is always red.
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#843c39",
-           "#bd9e39", "#7b4173", "#3182bd", "#e6550d"]
+           "#7f7f7f", "#bcbd22", "#17becf", "#222222", "#393b79", "#a05195"]
 PINNED = {"tars": "#d62728"}
 
 

@@ -1,4 +1,4 @@
-# plots/: gnuplot figures (PNG and SVG) from a run's compare.csv.
+# plots/: gnuplot figures (PNG and SVG) from a run's ratios.csv.
 #
 #   make plots                    figures for results/latest into plots/out/
 #   make plots RESULTS=results/X  figures for another run

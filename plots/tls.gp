@@ -21,7 +21,7 @@ set format y '%.1f'
 set style data histograms
 set style histogram rowstacked
 set boxwidth 0.7
-set key above vertical font ',9'
+set key inside top right vertical font ',9'
 plot data.'/tls_time.dat' using 2:xtic(1) title columnhead(2) lc rgb '#4c72b0', \
 	'' using 3 title columnhead(3) lc rgb '#c44e52', \
 	'' using 4 title columnhead(4) lc rgb '#cccccc'

@@ -4,16 +4,21 @@
 #                                 compare-tars per configuration, workload
 #                                 and round; ~9 min on 2 cores), write
 #                                 results/tune/<run>/, draw plots/out/tune/,
-#                                 print the recommended defaults
+#                                 print the recommended defaults and how
+#                                 stable the recommendation is (bootstrap
+#                                 over the rounds: a change only at >= 80%)
 #   make tune TUNE_ROUNDS=N       more or fewer rounds (default 7)
 #   make tune TUNE_QUICK=1        4 configurations, tiny workloads (seconds;
 #                                 results/tune/quick/, plots/out/tune/quick/)
 #   make tune TUNE_CONFIGS='cache=0 cache=512'   only these (and the default)
 #   make test-tune                the quick mode, checked (part of make test)
 #
-# The driver is tune/tune.py; the figures are tune/tune_*.gp after
-# tune/common.gp; tune/slots.c prints tars_slot_size() under each class
-# scheme for the size-class waste figure.
+# The driver is tune/tune.py (the sweep in tune/sweep.py, the statistics
+# and the recommendation in tune/analysis.py, the figures in
+# tune/figures.py, drawn by tune/tune_*.gp after tune/common.gp);
+# tune/slots.c prints tars_slot_size() under each class scheme for the
+# size-class waste figure.  Option names, ranges and defaults come from
+# the library's table (compare-tars --list).
 
 TUNE_DIR := $(BUILD)/tune
 TUNE_SLOTS := $(TUNE_DIR)/tars-slots
