@@ -1,9 +1,10 @@
 /* backend_scudo.c - LLVM's scudo (standalone), the hardened general-purpose
  * allocator of Android: malloc / free replaced by
  * libclang_rt.scudo_standalone from Debian's libclang-rt-14-dev (linked by
- * path with an rpath, so that it owns malloc as an LD_PRELOAD would).  Its
- * default options: chunk headers with checksums, randomised placement, a
- * quarantine of 0 (off) as Debian builds it. */
+ * path with an rpath, so that it owns malloc as an LD_PRELOAD would), with
+ * its default options (SCUDO_OPTIONS unset): checksummed chunk headers
+ * (double and invalid frees abort), randomised placement within a size
+ * class region, memory released back to the OS by its own policy. */
 #include "compare.h"
 
 #include <stdlib.h>
