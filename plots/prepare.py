@@ -182,12 +182,19 @@ def main():
             b, " ".join(f(x) for x in v))
     bars("tail", '"backend" "p50" "p99" "p99.9"', tail_row)
 
-    # Capacity: one bar per backend, labelled with how it ended.
+    # Capacity: one bar per backend, labelled with how it ended (the errno
+    # of the failing call is in compare.csv).
+    ends = {}
+    for r in suite.read_csv(os.path.join(d, "compare.csv")):
+        if r["workload"] == "capacity" and r["metric"] == "capacity_count" and r["errno"]:
+            ends[r["backend"]] = r["errno"]
+
     def cap_row(b):
         v = t.value(b, "capacity", "", 64, "capacity_count")
         if v is None:
             return None
-        return '"%s" %s %d "%s"' % (b, f(v / 1e6), t.lt[b], "{:,.0f}".format(v))
+        return '"%s" %s %d "%s%s"' % (b, f(v / 1e6), t.lt[b], "{:,.0f}".format(v),
+                                       "\\n" + ends[b] if b in ends else "")
     bars("capacity", "backend millions lt label", cap_row)
 
     def threads_row(b):
