@@ -58,9 +58,9 @@ RATIO_COLUMNS = ["run", "backend", "workload", "variant", "param", "param_value"
 # Measurements that get a ratio with a bootstrap interval for every
 # parameter; headline metrics get one too.
 RATIO_METRICS = {"ns_per_op", "op_p50_ns", "op_p99_ns", "op_p999_ns",
-                 "aggregate_ops_per_s", "handshakes_per_s", "syscalls_per_op",
+                 "aggregate_ops_per_s", "ops_per_cpu_s", "handshakes_per_s", "syscalls_per_op",
                  "rss_per_buffer_bytes"}
-HIGHER_IS_BETTER = {"aggregate_ops_per_s", "handshakes_per_s", "ops_per_s",
+HIGHER_IS_BETTER = {"aggregate_ops_per_s", "ops_per_cpu_s", "handshakes_per_s", "ops_per_s",
                     "capacity_count"}
 
 

@@ -26,6 +26,7 @@ METRIC_LABEL = {
     "vma_count": "VMAs at peak",
     "overhead_per_buffer_bytes": "bytes of overhead per live buffer",
     "aggregate_ops_per_s": "ops/s, all threads",
+    "ops_per_cpu_s": "ops per CPU-second, all threads",
     "capacity_count": "live buffers before failure (cap 2M)",
     "handshakes_per_s": "handshakes/s",
     "peak_rss_bytes": "peak RSS",

@@ -7,6 +7,9 @@
 #include "churn.h"
 
 #include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <time.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -64,6 +67,8 @@ struct thread_arg {
 	const uint16_t *sizes;
 	struct timing t;
 	struct run_result r;
+	double cpu_ns;            /* the thread's CPU time in its timed loop */
+	uint64_t start_ns, end_ns; /* its timed loop, wall clock */
 	atomic_int *stop;
 };
 
@@ -90,6 +95,21 @@ static int remote_op(void *ctx, size_t i)
 	return 0;
 }
 
+/* CPU time of the calling thread, ns.  On a shared machine the wall-clock
+ * throughput of N threads depends on the share of the cores they win from
+ * other processes (more threads, more share); operations per CPU-second
+ * does not. */
+static double thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) {
+		perror("compare: clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+		exit(2);
+	}
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
 static void *thread_main(void *arg)
 {
 	struct thread_arg *a = arg;
@@ -97,9 +117,11 @@ static void *thread_main(void *arg)
 	void *ctx = a->remote ? (void *)a : (void *)&a->churn;
 	size_t b = 32, i = 0;
 	uint64_t start;
+	double cpu0;
 
 	(void)pthread_barrier_wait(a->barrier);
 	start = compare_now_ns();
+	cpu0 = thread_cpu_ns();
 	while (compare_now_ns() - start < a->budget_ns &&
 	    !atomic_load_explicit(a->stop, memory_order_relaxed)) {
 		run_batches(op, ctx, i, (b + 1) * 4, b, 1, &a->t, &a->r);
@@ -109,6 +131,9 @@ static void *thread_main(void *arg)
 			break;
 		}
 	}
+	a->cpu_ns = thread_cpu_ns() - cpu0;
+	a->start_ns = start;
+	a->end_ns = compare_now_ns();
 	/* Hold on until the peer stops too, freeing what it sends, so that no
 	 * ring fills up with nobody left to drain it. */
 	atomic_fetch_add(a->stop + 1, 1);
@@ -138,7 +163,7 @@ static void threads_variant(const struct compare_workload *w, int nthreads, int 
 	struct timing all;
 	struct rng rng;
 	int reps = compare_cfg.reps, err;
-	double means[64], agg[64], flt0, ops_total = 0;
+	double means[64], agg[64], per_cpu[64], flt0, ops_total = 0;
 	const char *what = remote ? "alloc + touch, handed to the other thread, which frees it"
 	    : "free a random slot + alloc + touch (1024 slots per thread)";
 
@@ -196,7 +221,7 @@ static void threads_variant(const struct compare_workload *w, int nthreads, int 
 	flt0 = compare_minflt();
 	for (int rep = 0; rep < reps; rep++) {
 		uint64_t t0, t1;
-		double ops = 0, busy = 0, batched = 0;
+		double ops = 0, busy = 0, batched = 0, cpu = 0;
 		int started = 0;
 
 		atomic_init(&stop[0], 0);
@@ -224,13 +249,11 @@ static void threads_variant(const struct compare_workload *w, int nthreads, int 
 			started++;
 		}
 		(void)pthread_barrier_wait(&barrier);
-		t0 = compare_now_ns();
 		for (int t = 0; t < started; t++)
 			if ((err = pthread_join(tid[t], NULL)) != 0) {
 				fprintf(stderr, "compare: pthread_join: %s\n", strerror(err));
 				exit(2);
 			}
-		t1 = compare_now_ns();
 		if ((err = pthread_barrier_destroy(&barrier)) != 0)
 			fprintf(stderr, "compare: pthread_barrier_destroy: %s\n", strerror(err));
 		for (int t = 0; t < nthreads; t++) {
@@ -240,6 +263,7 @@ static void threads_variant(const struct compare_workload *w, int nthreads, int 
 				goto drain;
 			}
 			ops += (double)a[t].r.done;
+			cpu += a[t].cpu_ns;
 			batched += (double)a[t].r.batched;
 			busy += (double)a[t].r.ns;
 			for (size_t i = 0; i < a[t].t.batch.n; i++)
@@ -248,13 +272,26 @@ static void threads_variant(const struct compare_workload *w, int nthreads, int 
 				samples_add(&all.op, a[t].t.op.v[i]);
 		}
 		means[rep] = busy / batched;          /* per-thread ns per op */
+		/* Wall time: from the first thread's start to the last one's
+		 * end (not the main thread's view: it may be descheduled right
+		 * after the barrier while the workers run). */
+		t0 = a[0].start_ns;
+		t1 = a[0].end_ns;
+		for (int t = 1; t < nthreads; t++) {
+			t0 = a[t].start_ns < t0 ? a[t].start_ns : t0;
+			t1 = a[t].end_ns > t1 ? a[t].end_ns : t1;
+		}
 		agg[rep] = ops / ((double)(t1 - t0) / 1e9); /* all threads */
+		per_cpu[rep] = cpu > 0 ? ops / (cpu / 1e9) : NAN;
 		ops_total += ops;
 	}
 	if (reps > 0) {
 		compare_emit_latency(&k, means, reps, &all, what);
 		compare_emit(&k, "aggregate_ops_per_s", compare_median(agg, reps), "ops/s",
-		    "all threads together, median over repetitions");
+		    "all threads together, per second of wall time, median over repetitions");
+		compare_emit(&k, "ops_per_cpu_s", compare_median(per_cpu, reps), "ops/s",
+		    "all threads together, per second of their CPU time (independent of the "
+		    "share of the cores other processes leave), median over repetitions");
 		compare_emit(&k, "minflt_per_op", (compare_minflt() - flt0) / ops_total,
 		    "faults/op", "minor page faults over the timed repetitions");
 	}
@@ -313,6 +350,7 @@ COMPARE_WORKLOAD(wl_threads) = {
 		{ "threads 2: throughput", "local", 2, "aggregate_ops_per_s", 1 },
 		{ "threads 2, remote free", "remote", 2, "aggregate_ops_per_s", 1 },
 		{ "threads 8 on 2 cores", "local", 8, "aggregate_ops_per_s", 1 },
+		{ "threads 8 on 2 cores, per CPU-second", "local", 8, "ops_per_cpu_s", 1 },
 	),
 	.run = threads_run,
 };

@@ -1,5 +1,5 @@
 # threads.gp - thread scaling of churn, remote frees, more threads than cores.
-set title sprintf("Thread scaling: churn throughput of all threads together\n(1024 slots per thread, crypto sizes; 2 cores; medians over %d processes; run %s)", rounds, run)
+set title sprintf("Thread scaling: churn throughput of all threads together, per second of wall time\n(1024 slots per thread, crypto sizes; 2 shared cores, where 8 threads win a larger share than 2:\nops per CPU-second are in the summary; medians over %d processes; run %s)", rounds, run)
 set ylabel 'operations per second, all threads (millions, log scale)'
 set xlabel 'backend'
 set logscale y
