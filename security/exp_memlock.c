@@ -1,7 +1,8 @@
 /*
  * exp_memlock.c - live blocks up to RLIMIT_MEMLOCK and past it.  The driver
  * runs this as an unprivileged user (without CAP_IPC_LOCK, so the limit
- * applies); -l lowers the limit first.  Blocks of -s bytes are allocated
+ * applies); -l sets the limit (main.c, before the backend's init, which
+ * may lock memory: the OpenSSL arena).  Blocks of -s bytes are allocated
  * and written until an allocation fails or -c blocks are live; VmLck (and
  * tars's locked_bytes / unlocked_bytes, when its statistics have them) are
  * sampled along the way.
@@ -46,16 +47,6 @@ int exp_memlock(char *err, size_t errlen)
 	uint64_t first_unlocked_at = 0;
 	long lck_max = 0;
 
-	if (sec_cfg.limit) {
-		if (getrlimit(RLIMIT_MEMLOCK, &rl) != 0)
-			return sec_fail(err, errlen, "getrlimit: %s", strerror(errno));
-		rl.rlim_cur = sec_cfg.limit;
-		if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < rl.rlim_cur)
-			rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0)
-			return sec_fail(err, errlen, "setrlimit(RLIMIT_MEMLOCK, %zu): %s",
-			    sec_cfg.limit, strerror(errno));
-	}
 	if (getrlimit(RLIMIT_MEMLOCK, &rl) != 0)
 		return sec_fail(err, errlen, "getrlimit: %s", strerror(errno));
 	if (sec_status_str("CapEff", capeff, sizeof capeff) != 0)
@@ -63,6 +54,7 @@ int exp_memlock(char *err, size_t errlen)
 	(void)sec_stat("unlocked_bytes", &has_unlocked);
 	(void)sec_stat("locked_bytes", &has_locked);
 
+	sample(&pts[npts++], 0, &lck_max);   /* what was locked before */
 	while (live < cap) {
 		unsigned char *d;
 		void *h = sec_alloc_filled(sec_cfg.kind, size, 0x5a, &d);

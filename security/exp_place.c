@@ -124,7 +124,7 @@ int exp_reuse(char *err, size_t errlen)
 	size_t fill, nfreed = 0, ncand = 0, samples = sec_cfg.count;
 	uintptr_t *addr, *freed, *cand, prev = 0;
 	void **handles;
-	uint64_t *page_hist, *off_hist, *per_page, same_prev = 0, in_freed = 0;
+	uint64_t *page_hist, *off_hist, *per_page, *delta, same_prev = 0, in_freed = 0;
 
 	if (strcmp(state, "empty") == 0)
 		fill = 1;
@@ -172,6 +172,7 @@ int exp_reuse(char *err, size_t errlen)
 
 	page_hist = sec_mem((ncand + 1) * sizeof *page_hist);
 	off_hist = sec_mem(page * sizeof *off_hist);
+	delta = sec_mem(samples * sizeof *delta);
 	for (size_t s = 0; s < samples; s++) {
 		unsigned char *d;
 		void *h = sec_cfg.kind->alloc(sec_cfg.size, &d);
@@ -185,6 +186,10 @@ int exp_reuse(char *err, size_t errlen)
 		page_hist[r < 0 ? ncand : (size_t)r]++;
 		off_hist[a & (page - 1)]++;
 		same_prev += s > 0 && a == prev;
+		/* Signed distance from the previous sample, mapped to an
+		 * order-preserving unsigned key (sign bit flipped). */
+		if (s > 0)
+			delta[s - 1] = (uint64_t)((int64_t)(a - prev)) ^ (UINT64_C(1) << 63);
 		in_freed += find(freed, nfreed, a) >= 0;
 		prev = a;
 		sec_cfg.kind->release(h, sec_cfg.size);
@@ -198,6 +203,21 @@ int exp_reuse(char *err, size_t errlen)
 	js_u64("in_freed", in_freed);
 	js_array("offset_hist");     /* [offset in page, samples] */
 	emit_offsets(off_hist, page);
+	js_array("delta_hist");      /* [distance from the previous sample, count] */
+	if (samples > 1) {
+		size_t n = samples - 1;
+
+		sec_sort_u64(delta, n);
+		for (size_t i = 0, j; i < n; i = j) {
+			for (j = i; j < n && delta[j] == delta[i]; j++)
+				;
+			js_array(NULL);
+			js_i64(NULL, (int64_t)(delta[i] ^ (UINT64_C(1) << 63)));
+			js_u64(NULL, j - i);
+			js_array_end();
+		}
+	}
+	js_array_end();
 	js_array("freed_offsets");   /* [offset in page, blocks freed there] */
 	memset(off_hist, 0, page * sizeof *off_hist);
 	for (size_t i = 0; i < nfreed; i++)

@@ -20,32 +20,12 @@
 
 #define FREE_JUNK 0xdf   /* tars's free junk; counted for any backend */
 
-/* Shell sort with Ciura's gaps: qsort may call malloc, which would
- * disturb the heap under test. */
-static void sort_u64(uint64_t *a, size_t n)
-{
-	static const size_t gaps[] = { 701, 301, 132, 57, 23, 10, 4, 1 };
-
-	for (size_t g = 0; g < sizeof gaps / sizeof gaps[0]; g++) {
-		size_t gap = gaps[g];
-
-		for (size_t i = gap; i < n; i++) {
-			uint64_t v = a[i];
-			size_t j = i;
-
-			for (; j >= gap && a[j - gap] > v; j -= gap)
-				a[j] = a[j - gap];
-			a[j] = v;
-		}
-	}
-}
-
 /* Sorts a and drops repeats; the number left. */
 static size_t sort_unique(uint64_t *a, size_t n)
 {
 	size_t u = 0;
 
-	sort_u64(a, n);
+	sec_sort_u64(a, n);
 	for (size_t i = 0; i < n; i++)
 		if (u == 0 || a[u - 1] != a[i])
 			a[u++] = a[i];
@@ -259,7 +239,7 @@ int exp_churn(char *err, size_t errlen)
 		if (w.key[i] != 0)
 			left[nleft++] = w.key[i] & ~(uintptr_t)(sec_cfg.page - 1);
 	sec_pages_classify(left, nleft, &ps);
-	sort_u64(dist, nd);
+	sec_sort_u64(dist, nd);
 
 	js_u64("live", live);
 	js_u64("ops", ops);

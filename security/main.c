@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 struct sec_config sec_cfg = {
@@ -87,6 +88,25 @@ static size_t num(const char *s, const char *what)
 		exit(2);
 	}
 	return (size_t)v;
+}
+
+/* RLIMIT_MEMLOCK's soft limit to `bytes` (at most the hard limit). */
+static int set_memlock(size_t bytes, char *note, size_t len)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) != 0) {
+		snprintf(note, len, "getrlimit(RLIMIT_MEMLOCK): %s", strerror(errno));
+		return -1;
+	}
+	rl.rlim_cur = bytes;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < rl.rlim_cur)
+		rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0) {
+		snprintf(note, len, "setrlimit(RLIMIT_MEMLOCK, %zu): %s", bytes, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 static void usage(void)
@@ -224,6 +244,12 @@ int main(int argc, char **argv)
 	}
 	if (opt_err[0]) {
 		js_str("error", opt_err);
+		js_close();
+		fflush(stdout);
+		return 2;
+	}
+	if (sec_cfg.limit && set_memlock(sec_cfg.limit, note, sizeof note) != 0) {
+		js_str("error", note);
 		js_close();
 		fflush(stdout);
 		return 2;

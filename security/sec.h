@@ -154,6 +154,10 @@ void *sec_plant(const struct sec_kind *k, size_t size, unsigned char **data);
 void *sec_alloc_filled(const struct sec_kind *k, size_t size, unsigned char v,
     unsigned char **data);
 
+/* Sorts ascending, without qsort (which may call malloc and so disturb the
+ * heap under test). */
+void sec_sort_u64(uint64_t *a, size_t n);
+
 /* sprintf into err, return -1 (experiments' failure path). */
 int sec_fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

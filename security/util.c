@@ -136,6 +136,26 @@ void *sec_alloc_filled(const struct sec_kind *k, size_t size, unsigned char v,
 	return h;
 }
 
+/* Shell sort with Ciura's gaps: qsort may call malloc, which would
+ * disturb the heap under test. */
+void sec_sort_u64(uint64_t *a, size_t n)
+{
+	static const size_t gaps[] = { 701, 301, 132, 57, 23, 10, 4, 1 };
+
+	for (size_t g = 0; g < sizeof gaps / sizeof gaps[0]; g++) {
+		size_t gap = gaps[g];
+
+		for (size_t i = gap; i < n; i++) {
+			uint64_t v = a[i];
+			size_t j = i;
+
+			for (; j >= gap && a[j - gap] > v; j -= gap)
+				a[j] = a[j - gap];
+			a[j] = v;
+		}
+	}
+}
+
 int sec_fail(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
