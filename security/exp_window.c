@@ -1,8 +1,9 @@
 /*
  * exp_window.c - freed memory that stays mapped and writable.
  *
- *   window  -n blocks of -s bytes, each holding the secret in its first 32
- *           bytes, are freed in random order.  Then: the state of every page
+ *   window  -n blocks of -s bytes (-s 0: sizes 32, 48, ... 2048 in turn, every
+ *           chunk class), each holding the secret in its first 32 bytes,
+ *           are freed in random order.  Then: the state of every page
  *           that held them (read-write, PROT_NONE, other, unmapped, from
  *           /proc/self/maps), what the read-write ones contain (free junk,
  *           zeros, the harness's fill, other), the allocator's statistics
@@ -42,10 +43,18 @@ static void emit_states(const char *key, const struct sec_pagestates *ps)
 	js_close();
 }
 
+#define MIXED_SIZES 127   /* 32 + 16 k for k < 127: 32 .. 2048 */
+
+static size_t block_size(size_t i)
+{
+	return sec_cfg.size ? sec_cfg.size : 32 + 16 * (i % MIXED_SIZES);
+}
+
 int exp_window(char *err, size_t errlen)
 {
-	const size_t n = sec_cfg.count, size = sec_cfg.size, page = sec_cfg.page;
+	const size_t n = sec_cfg.count, page = sec_cfg.page;
 	void **h = sec_mem(n * sizeof *h);
+	size_t *order = sec_mem(n * sizeof *order);
 	unsigned char **d = sec_mem(n * sizeof *d), *copy = sec_mem(page);
 	uint64_t *pages = sec_mem(n * sizeof *pages);
 	struct sec_pagestates live_ps, ps;
@@ -55,11 +64,11 @@ int exp_window(char *err, size_t errlen)
 	uint64_t junk = 0, zero = 0, fill = 0, unread = 0, readable = 0;
 	size_t npages;
 
-	if (size < SEC_SECRET_LEN)
-		return sec_fail(err, errlen, "-s must be at least %d", SEC_SECRET_LEN);
+	if (sec_cfg.size != 0 && sec_cfg.size < SEC_SECRET_LEN)
+		return sec_fail(err, errlen, "-s must be 0 or at least %d", SEC_SECRET_LEN);
 	sec_rng_seed(&rng, sec_cfg.seed);
 	for (size_t i = 0; i < n; i++) {
-		if ((h[i] = sec_plant(sec_cfg.kind, size, &d[i])) == NULL)
+		if ((h[i] = sec_plant(sec_cfg.kind, block_size(i), &d[i])) == NULL)
 			return sec_fail(err, errlen, "allocation %zu of %zu failed: %s", i + 1, n,
 			    strerrorname_np(errno));
 		pages[i] = (uintptr_t)d[i] & ~(uintptr_t)(page - 1);
@@ -71,16 +80,17 @@ int exp_window(char *err, size_t errlen)
 	if (sec_backend.stats != NULL)
 		sec_backend.stats("stats_live");
 
-	/* Free in random order (Fisher-Yates on the handles). */
+	/* Free in random order (Fisher-Yates on the indices). */
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
 	for (size_t i = n; i > 1; i--) {
-		size_t j = sec_rng_below(&rng, i);
-		void *th = h[i - 1];
+		size_t j = sec_rng_below(&rng, i), t = order[i - 1];
 
-		h[i - 1] = h[j];
-		h[j] = th;
+		order[i - 1] = order[j];
+		order[j] = t;
 	}
 	for (size_t i = 0; i < n; i++)
-		sec_cfg.kind->release(h[i], size);
+		sec_cfg.kind->release(h[order[i]], block_size(order[i]));
 	if (sec_backend.stats != NULL)
 		sec_backend.stats("stats_freed");
 	sec_pages_classify(pages, npages, &ps);

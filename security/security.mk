@@ -75,7 +75,7 @@ security: deps-security
 
 # The tiny scale, into a scratch directory, with its checks (exit 1 if one
 # fails).  Not under SAN=...: a sanitizer owns malloc.
-SEC_TEST := python3 security/security.py --bin $(SEC_DIR) --scale tiny --check \
+SEC_TEST := python3 security/security.py --bin $(SEC_DIR) --scale tiny --check --quiet \
 	--results $(BUILD)/security/test-results
 ifeq ($(SAN),)
 TEST_BINS += $(SEC_BINS)

@@ -4,6 +4,7 @@
     security/security.py --bin build/security [--results results]
                          [--scale tiny|default|full] [--check]
                          [--only "placement overread uaf memlock window"]
+                         [--run NAME] [--quiet]
 
 Runs build/security/sec-<backend> processes (one per backend, experiment
 and configuration; a backend that crashes, times out or prints no document
@@ -489,19 +490,21 @@ def sweep_values(table, name, extra=()):
 
 def run_window(r, sc):
     table = option_table(r)
-    cases = [("tars", "tars", ["-n", n], "window") for n in sc["window"]]
+    # (label, backend, arguments); -s SIZE unless the arguments say
+    cases = [("tars", "tars", ["-n", n]) for n in sc["window"]]
     for v in sweep_values(table, "spare", (16,)):
-        cases.append(("tars spare=%d" % v, "tars", ["-n", sc["sweep_blocks"]] + opts("spare=%d" % v),
-                      "window"))
+        cases.append(("tars spare=%d" % v, "tars", ["-n", sc["sweep_blocks"]] + opts("spare=%d" % v)))
     if "cache" in table:
-        cases.append(("tars cache=0", "tars", ["-n", sc["sweep_blocks"]] + opts("cache=0"), "window"))
-    cases.append(("tars junk=0", "tars", ["-n", sc["sweep_blocks"]] + opts("junk=0"), "window"))
+        cases.append(("tars cache=0", "tars", ["-n", sc["sweep_blocks"]] + opts("cache=0")))
+    cases.append(("tars junk=0", "tars", ["-n", sc["sweep_blocks"]] + opts("junk=0")))
+    # Every chunk class at once (-s 0: sizes 32 .. 2048): the window is per class.
+    cases.append(("tars, sizes 32..2048", "tars", ["-n", sc["window"][-1], "-s", 0]))
     for b in ("glibc", "jemalloc", "mimalloc", "openssl"):
-        cases.append((b, b, ["-n", sc["sweep_blocks"]], "window"))
+        cases.append((b, b, ["-n", sc["sweep_blocks"]]))
     window = []
-    for label, backend, args, exp in cases:
+    for label, backend, args in cases:
         r.progress("writable window: %s %s" % (label, " ".join(map(str, args[:2]))))
-        rec = r.run(exp, label, backend, ["-s", SIZE] + args)
+        rec = r.run("window", label, backend, (["-s", SIZE] if "-s" not in args else []) + args)
         window.append(window_row(label, rec))
     churn = []
     ccases = [("tars", "tars", []), ("tars spare=1", "tars", opts("spare=1")) if "spare" in table else None,
@@ -678,13 +681,14 @@ def main():
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--only", default=" ".join(EXPERIMENTS))
     ap.add_argument("--run", default=None, help="results folder name")
+    ap.add_argument("--quiet", action="store_true", help="no progress lines")
     args = ap.parse_args()
     only = args.only.split()
     for e in only:
         if e not in EXPERIMENTS:
             ap.error("unknown experiment %s (%s)" % (e, ", ".join(EXPERIMENTS)))
     sc = SCALES[args.scale]
-    r = Runner(args.bin, sc["timeout"])
+    r = Runner(args.bin, sc["timeout"], verbose=not args.quiet)
     run = args.run or now_stamp() + "-security"
     out_dir = os.path.join(args.results, run)
     t0 = time.monotonic()
