@@ -4,8 +4,8 @@
  * fresh secret; faults are caught (sec_read) and counted as outcomes.
  *
  *   overread  -n blocks of -s bytes: one (at a random position of the
- *             allocation order, never first or last) holds the secret, the
- *             others are filled with 'A'.  Every other block is read from
+ *             allocation order, never first or last) holds the secret (in a
+ *             block of -z bytes if given), the others are filled with 'A'.  Every other block is read from
  *             its start for size + N bytes (each -N length), as a
  *             Heartbleed-style memcpy would; the copy is searched for the
  *             secret.  "prev" is the block allocated just before the
@@ -66,7 +66,8 @@ static void over_child(void *p)
 	sec_secret_renew();
 	s = 1 + sec_rng_below(&rng, count - 2);
 	for (size_t i = 0; i < count; i++) {
-		void *h = i == s ? sec_plant(sec_cfg.kind, size, &data[i]) :
+		void *h = i == s ? sec_plant(sec_cfg.kind, sec_cfg.secret_size ?
+		    sec_cfg.secret_size : size, &data[i]) :
 		    sec_alloc_filled(sec_cfg.bkind, size, 'A', &data[i]);
 
 		if (h == NULL) {
@@ -146,6 +147,7 @@ int exp_overread(char *err, size_t errlen)
 	js_str("buffer_kind_what", sec_cfg.bkind->what);
 	js_u64("blocks", sec_cfg.count);
 	js_u64("secret_bytes", SEC_SECRET_LEN);
+	js_u64("secret_block_size", sec_cfg.secret_size ? sec_cfg.secret_size : sec_cfg.size);
 	js_u64("trials", sec_cfg.trials);
 	js_u64("trials_ok", ok);
 	js_u64("trials_failed", failed);

@@ -6,6 +6,7 @@
  *   -k KIND    kind of allocation under test (default: the backend's first)
  *   -b KIND    over-read buffers' kind (overread; default -k)
  *   -s SIZE    request size (64)          -n N      count / samples
+ *   -z SIZE    the secret's block (overread; default -s)
  *   -t N       forked trials              -c N      allocation cap
  *   -L N       live slots (churn)         -M N      operations (churn)
  *   -p N       pages to fill (reuse)      -S STATE  reuse state
@@ -111,7 +112,7 @@ static int set_memlock(size_t bytes, char *note, size_t len)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: sec-%s EXPERIMENT [-k kind] [-b kind] [-s size] [-n n] "
+	fprintf(stderr, "usage: sec-%s EXPERIMENT [-k kind] [-b kind] [-s size] [-z size] [-n n] "
 	    "[-t trials] [-c cap] [-L live] [-M ops] [-p pages] [-S state] [-N a,b] "
 	    "[-l bytes] [-a bytes] [-r seed] [-o name=value]...\n"
 	    "experiments:", sec_backend.name);
@@ -170,7 +171,7 @@ int main(int argc, char **argv)
 		sec_cfg.seed = (uint64_t)getpid();
 	sec_cfg.kind = sec_backend.kinds;
 	optind = 2;
-	while ((c = getopt(argc, argv, "k:b:s:n:t:c:L:M:p:S:N:l:a:r:o:")) != -1) {
+	while ((c = getopt(argc, argv, "k:b:s:z:n:t:c:L:M:p:S:N:l:a:r:o:")) != -1) {
 		switch (c) {
 		case 'k':
 		case 'b':
@@ -181,6 +182,7 @@ int main(int argc, char **argv)
 			*(c == 'k' ? &sec_cfg.kind : &sec_cfg.bkind) = find_kind(optarg);
 			break;
 		case 's': sec_cfg.size = num(optarg, "size"); break;
+		case 'z': sec_cfg.secret_size = num(optarg, "secret size"); break;
 		case 'n': sec_cfg.count = num(optarg, "count"); break;
 		case 't': sec_cfg.trials = num(optarg, "trials"); break;
 		case 'c': sec_cfg.cap = num(optarg, "cap"); break;

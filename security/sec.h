@@ -73,6 +73,7 @@ struct sec_config {
 	const struct sec_kind *kind;    /* -k: the kind under test */
 	const struct sec_kind *bkind;   /* -b: over-read buffers (default kind) */
 	size_t size;          /* -s: request size (64) */
+	size_t secret_size;   /* -z: the secret's block in overread (0: -s) */
 	size_t count;         /* -n: allocations, samples, buffers */
 	size_t trials;        /* -t: forked trials */
 	size_t cap;           /* -c: most allocations (memlock) */

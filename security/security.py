@@ -29,6 +29,7 @@ import pathlib
 import platform
 import resource
 import shutil
+import signal
 import sys
 import time
 
@@ -80,6 +81,16 @@ def proc_text(path):
         return ""
 
 
+def how(rc):
+    """'exit 2', or 'killed by SIGSEGV' for a negative return code."""
+    if isinstance(rc, int) and rc < 0:
+        try:
+            return "killed by " + signal.Signals(-rc).name
+        except ValueError:
+            return "killed by signal %d" % -rc
+    return "exit %s" % rc
+
+
 class Runner:
     """Runs sec-<backend> processes and keeps every record."""
 
@@ -124,11 +135,11 @@ class Runner:
         elif rc == "exec":
             rec["error"] = "could not start: %s" % err.strip()
         elif doc is None:
-            rec["error"] = "exit %s, no JSON document; stderr: %s" % (rc, err.strip()[-300:])
+            rec["error"] = "%s, no JSON document; stderr: %s" % (how(rc), err.strip()[-300:])
         elif doc.get("error"):
-            rec["error"] = "exit %s: %s" % (rc, doc["error"])
+            rec["error"] = "%s: %s" % (how(rc), doc["error"])
         elif rc != 0:
-            rec["error"] = "exit %s" % rc
+            rec["error"] = how(rc)
         return self._keep(rec, quiet)
 
     def _keep(self, rec, quiet):
@@ -319,6 +330,11 @@ OVERREAD_CASES = [
     ("openssl secure heap", "openssl", "openssl", "openssl", []),
     ("sodium_malloc", "sodium", "sodium", "sodium", []),
     ("naive guarded mmap", "mmap", "mmap", "mmap", []),
+    # The secret in a 32-byte block among 64-byte ones: another size class.
+    ("tars, secret in a 32-byte block", "tars", "tars", "tars", ["-z", 32]),
+    ("glibc, secret in a 32-byte block", "glibc", "glibc", "glibc", ["-z", 32]),
+    ("jemalloc, secret in a 32-byte block", "jemalloc", "jemalloc", "jemalloc", ["-z", 32]),
+    ("mimalloc, secret in a 32-byte block", "mimalloc", "mimalloc", "mimalloc", ["-z", 32]),
 ]
 
 UAF_CASES = [
@@ -353,6 +369,7 @@ def run_overread(r, sc):
         res = rec["doc"]["result"]
         ok = res["trials_ok"]
         row = {"label": label, "secret_kind": skind, "buffer_kind": bkind,
+               "secret_block_size": res["secret_block_size"],
                "trials": res["trials"], "trials_ok": ok,
                "trials_failed": res["trials_failed"],
                "first_failure": res["first_failure"], "by_n": []}
@@ -409,6 +426,7 @@ def memlock_cases(sc, limit):
         ("tars mlock=1 (default)", "tars", ["-k", "tars", "-c", chunk] + opts("mlock=1")),
         ("tars mlock=2", "tars", ["-k", "tars", "-c", chunk] + opts("mlock=2")),
         ("tars mlock=0", "tars", ["-k", "tars", "-c", chunk] + opts("mlock=0")),
+        ("tars_buf mlock=2", "tars", ["-k", "tars-buf", "-c", chunk] + opts("mlock=2")),
         ("tars_malloc_key mlock=1", "tars", ["-k", "tars-key", "-c", key] + opts("mlock=1")),
         ("tars_malloc_key mlock=2", "tars", ["-k", "tars-key", "-c", key] + opts("mlock=2")),
         ("tars_key mlock=2", "tars", ["-k", "tars-keyobj", "-c", key] + opts("mlock=2")),
