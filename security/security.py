@@ -21,6 +21,7 @@ Exit status: 1 if a process failed (after everything is written) or, with
 """
 
 import argparse
+import atexit
 import datetime
 import json
 import math
@@ -31,6 +32,7 @@ import resource
 import shutil
 import signal
 import sys
+import tempfile
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -103,6 +105,7 @@ class Runner:
         self.env = {k: v for k, v in os.environ.items() if k not in SCRUB_ENV}
         self.unpriv = []
         self.unpriv_note = ""
+        self.tmp = None
         if os.geteuid() == 0:
             if shutil.which("setpriv"):
                 self.unpriv = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY,
@@ -120,14 +123,14 @@ class Runner:
         cmd = [exe, experiment] + [str(a) for a in args]
         rec = {"experiment": experiment, "label": label, "backend": backend,
                "args": [str(a) for a in args], "unprivileged": unprivileged}
+        if not os.access(exe, os.X_OK):
+            rec.update(error="missing executable %s" % exe, doc=None)
+            return self._keep(rec, quiet)
         if unprivileged:
             if os.geteuid() == 0 and not self.unpriv:
                 rec.update(error=self.unpriv_note, doc=None)
                 return self._keep(rec, quiet)
-            cmd = self.unpriv + cmd
-        if not os.access(exe, os.X_OK):
-            rec.update(error="missing executable %s" % exe, doc=None)
-            return self._keep(rec, quiet)
+            cmd = self.unpriv + [self._reachable(exe)] + cmd[1:]
         rc, out, err, secs, doc = proc.run_json(cmd, self.timeout, env=self.env)
         rec.update(rc=rc, seconds=round(secs, 3), stderr=err[-2000:], doc=doc)
         if rc == "timeout":
@@ -141,6 +144,22 @@ class Runner:
         elif rc != 0:
             rec["error"] = how(rc)
         return self._keep(rec, quiet)
+
+    def _reachable(self, exe):
+        """A copy of exe that the unprivileged user can execute (the build
+        tree may sit below a folder it cannot enter), in a private
+        temporary folder removed at exit."""
+        if os.geteuid() != 0:
+            return exe
+        if self.tmp is None:
+            self.tmp = tempfile.mkdtemp(prefix="tars-security-")
+            os.chmod(self.tmp, 0o755)
+            atexit.register(shutil.rmtree, self.tmp, True)
+        copy = os.path.join(self.tmp, os.path.basename(exe))
+        if not os.path.exists(copy):
+            shutil.copy(exe, copy)
+            os.chmod(copy, 0o755)
+        return copy
 
     def _keep(self, rec, quiet):
         if not quiet:
