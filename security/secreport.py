@@ -202,10 +202,13 @@ def window_md(w):
                     "%d / %d / %d / %d" % (pf["rw"], pf["none"], pf["other"], pf["unmapped"]),
                     "%d KiB" % (r["freed_rw_bytes"] >> 10), content or "-",
                     "%d / %d" % (r["scan_windows"], r["scan_full"]),
-                    ", ".join("%s %d" % kv for kv in stats.items()) if stats else "-"])
+                    ", ".join("%s %d" % kv for kv in stats.items()) if stats else "-",
+                    "-" if r.get("locked_bytes_after_free") is None
+                    else "%d KiB" % (r["locked_bytes_after_free"] >> 10)])
     md.append(table(["case", "blocks", "pages", "after free: rw / PROT_NONE / other / unmapped",
                      "writable freed bytes", "readable freed bytes hold", "secret found "
-                     "(windows / full)", "tars page statistics after free"], trs))
+                     "(windows / full)", "tars page statistics after free",
+                     "tars locked bytes after free"], trs))
     md.append("\n### How long a freed slot waits before it is handed out again\n\n"
               "A steady churn: free a random live block, allocate a new one. *distance*: "
               "allocations from a block's free to the allocation that returns the same address "

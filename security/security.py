@@ -583,6 +583,9 @@ def window_row(label, rec):
                       if k in doc.get("options", {})}
     row["stat_changes"] = stat_changes(res)
     # Statistics that name kept or cached pages, whatever they are called.
+    # Kept pages stay mlock'ed: what the freed memory still holds of the
+    # RLIMIT_MEMLOCK budget (by this name when the statistics have it).
+    row["locked_bytes_after_free"] = (res.get("stats_freed") or {}).get("locked_bytes")
     if row["stat_changes"] is not None:
         row["page_stats_after_free"] = {
             k: res["stats_freed"][k] for k in res["stats_freed"]
