@@ -127,8 +127,8 @@ def uaf_md(rows):
           "A 64-byte secret block is freed. *dangling*: its pointer read at once (exposed: "
           ">= 8 consecutive secret bytes still in place); *same address*: the next block of "
           "that size is the freed one; *new block*: that block's initial bytes hold the "
-          "secret; *stale reads new*: the dangling pointer reads the new block instead of "
-          "faulting; *64 more*: one of 64 further blocks holds it; *scan*: the secret (8-byte "
+          "secret; *stale readable*: the dangling pointer, read after that allocation, does "
+          "not fault (when the address was reused, it reads the new block); *64 more*: one of 64 further blocks holds it; *scan*: the secret (8-byte "
           "window / all 32 bytes) anywhere in the process's resident memory.\n\n"]
     trs = []
     for r in rows:
@@ -138,11 +138,11 @@ def uaf_md(rows):
         trs.append([r["label"], "%d/%d" % (r["trials_ok"], r["trials"]),
                     pct(r["dangling_fault"]), pct(r["dangling_exposed"]),
                     pct(r["reused_same_address"]), pct(r["new_block_exposed"]),
-                    pct(r["stale_reads_new_block"]), pct(r["churn_exposed"]),
+                    pct(r["stale_readable_after_realloc"]), pct(r["churn_exposed"]),
                     "%s / %s" % (pct(r["scan_found_window"]), pct(r["scan_found_full"])),
                     num(r["scan_mib_per_trial"], "%.0f")])
     md.append(table(["case", "trials", "dangling faults", "dangling exposed", "same address",
-                     "new block exposed", "stale reads new", "64 more exposed",
+                     "new block exposed", "stale readable", "64 more exposed",
                      "scan window / full", "MiB scanned"], trs))
     return "".join(md)
 

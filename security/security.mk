@@ -5,7 +5,7 @@
 # process-wide); security/security.py runs them and writes
 # results/<timestamp>-security/{security.json,security.md}.
 #
-#   make security               the evaluation (about a minute on 2 cores)
+#   make security               the evaluation (under a minute on 2 cores)
 #   make security SECURITY_FULL=1   more trials, samples and processes
 #   make test-security          a tiny run whose figures are checked (part
 #                               of make test)

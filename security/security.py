@@ -425,7 +425,7 @@ def run_uaf(r, sc):
             "dangling_same_bytes_mean": frac(res["dangling_same_bytes"], ok),
             "reused_same_address": frac(res["reused_same_address"], ok),
             "new_block_exposed": frac(res["new_block_exposed"], res["new_block_checked"]),
-            "stale_reads_new_block": frac(ok - res["dangling_after_realloc_fault"], ok),
+            "stale_readable_after_realloc": frac(ok - res["dangling_after_realloc_fault"], ok),
             "dangling_after_realloc_exposed": frac(res["dangling_after_realloc_exposed"], ok),
             "churn_exposed": frac(res["churn_trials_exposed"], ok) if res["churn_blocks_checked"] else None,
             "scan_found_full": frac(res["scan_found_full"], ok - res["scan_failed"]),
