@@ -69,7 +69,7 @@ void bench_options_string(char *out, size_t outlen)
 {
 	static const char *const names[] = {
 		"junk", "canary", "cache", "classes", "random", "mlock",
-		"dump", "fork", "pools", "secretmem", "spare",
+		"dump", "fork", "secretmem", "spare",
 	};
 	size_t len = 0;
 

@@ -6,7 +6,7 @@
 void compare_tars_version(char *out, size_t len)
 {
 	static const char *const opts[] = { "junk", "canary", "cache", "classes",
-		"random", "mlock", "dump", "fork", "pools", "secretmem", "spare" };
+		"random", "mlock", "dump", "fork", "secretmem", "spare" };
 	size_t n = (size_t)snprintf(out, len, "tars %s (", TARS_VERSION);
 
 	for (size_t i = 0; i < sizeof opts / sizeof opts[0] && n < len; i++)

@@ -4,7 +4,7 @@
  *
  * Every live block has a shadow copy of its contents (plain libc memory,
  * which ASan watches) and a per-byte "known" mask: bytes tars promises
- * (calloc zeros, junk 0xd0 on allocation, the prefix kept by realloc,
+ * (calloc zeros, junk 0xdf on allocation, the prefix kept by realloc,
  * everything the program wrote) are checked; the others are not.  After
  * each operation the results are held against the model: contents, the
  * requested and usable sizes, alignment, no overlap between live blocks,
@@ -147,7 +147,7 @@ fresh_fill(int zeroed)
 	if (zeroed) {
 		return 0;
 	}
-	return tars_option_get("junk") >= 1 ? 0xd0 : -1;
+	return tars_option_get("junk") >= 1 ? 0xdf : -1;
 }
 
 static void

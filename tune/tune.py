@@ -71,7 +71,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # The defaults the sweep varies around (tars.h); checked against what the
 # process reports, so a changed default shows up instead of lying.
 DEFAULTS = {"junk": 1, "canary": 1, "cache": 64, "classes": 1, "random": 1,
-            "mlock": 1, "spare": 64}
+            "mlock": 1, "spare": 128}
 
 # (name, TARS_OPTIONS, group).  Names are the options that differ from the
 # defaults; the group says why the configuration is in the sweep.

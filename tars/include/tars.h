@@ -75,7 +75,8 @@ extern "C" {
  * Allocation
  * --------------------------------------------------------------------- */
 
-/* Junk-filled (0xd0) unless option junk=0.  size 0 returns a distinct
+/* Junk-filled (0xdf, the byte freed memory is wiped with) unless junk=0.
+ * size 0 returns a distinct
  * pointer to an inaccessible slot: touching it faults, freeing it is fine.
  * NULL with errno ENOMEM on exhaustion.  Every block of 16 bytes or more is
  * 16-byte aligned. */
@@ -143,16 +144,18 @@ TARS_API TARS_WUR int tars_protect_write(void *ptr); /* read + write */
  * values warn once on stderr and are ignored), and through these calls.
  *
  *   name       values                                             default
- *   junk       0 zero on free only; 1 junk on alloc (0xd0) and       1
- *              free (0xdf); 2 as 1, and verify the free junk when
- *              a chunk slot is reused (catches write-after-free)
+ *   junk       0 zero on free only; 1 junk (0xdf) in freed and new   1
+ *              blocks (a chunk slot keeps the junk its free left,
+ *              no second fill); 2 as 1, and verify the free junk
+ *              when a chunk slot is reused (catches write-after-free)
  *   canary     1 fill chunk slack and large-block padding with a     1
- *              secret pattern, checked at free
- *   spare      empty chunk pages each size class of a pool keeps     64
- *              writable (wiped), at most 1 + half its pages with
- *              free slots; beyond that they go to the cache; 1..1024
- *   cache      empty chunk pages kept per pool (PROT_NONE, wiped)    64
- *              instead of unmapped; 0..4096
+ *              pattern of the slot's own (address and secret),
+ *              checked at free
+ *   spare      empty chunk pages each thread's heap keeps writable  128
+ *              and wiped, for any class; beyond that the oldest
+ *              goes to the cache; 1..4096
+ *   cache      empty chunk pages kept PROT_NONE and wiped (for      64
+ *              all threads) instead of released; 0..4096
  *   classes    0 power-of-two size classes (as TARS);                1
  *              1 quarter-step classes (less waste)
  *   random     1 random slot in a page and random page among those   1
@@ -162,8 +165,6 @@ TARS_API TARS_WUR int tars_protect_write(void *ptr); /* read + write */
  *   dump       0 MADV_DONTDUMP on data pages; 1 leave in core dumps  0
  *   fork       0 inherit; 1 MADV_WIPEONFORK (child reads zeros);     1
  *              2 MADV_DONTFORK (child faults)
- *   pools      number of pools (threads spread over them); 1..64;   4
- *              fixed at the first allocation (EBUSY after)
  *   secretmem  1 back keys with memfd_secret(2) when available,      0
  *              else fall back to anonymous memory
  *   stats      1 print tars_stats_print(stderr) at exit              0
@@ -192,26 +193,36 @@ struct tars_option_desc {
 TARS_API TARS_WUR const struct tars_option_desc *tars_option_at(size_t i);
 
 /* ------------------------------------------------------------------------
- * Statistics (summed over pools; a consistent snapshot per pool)
+ * Statistics: one consistent snapshot of every heap (tars_stats_get waits
+ * until no thread is inside tars, a few microseconds; do not call it on a
+ * hot path)
  * --------------------------------------------------------------------- */
 
 #define TARS_NCLASSES 25 /* class 0 holds size-0 allocations */
 
 struct tars_stats {
 	size_t page_size;        /* bytes per page */
-	size_t pools;            /* pools created so far */
+	size_t heaps;            /* thread heaps made so far (one per thread
+	                          * that used tars; reused after thread exit) */
+	size_t segments;         /* 2 MiB address ranges chunk pages come from */
 	size_t chunk_pages;      /* pages holding chunk slots, in use */
 	size_t empty_pages;      /* of which every slot is free (option spare) */
 	size_t zero_pages;       /* PROT_NONE pages holding size-0 slots */
-	size_t cached_pages;     /* empty chunk pages in the caches */
-	size_t reserve_pages;    /* mapped chunk pages not handed out yet */
+	size_t cached_pages;     /* empty chunk pages in the cache (PROT_NONE) */
+	size_t reserve_pages;    /* committed chunk pages not handed out yet */
+	size_t kept_pages;       /* empty pages the kernel would neither protect
+	                          * nor release (VMA limit): kept, wiped */
+	size_t lost_pages;       /* pages whose protections failed and that
+	                          * could not be released: never used */
+	size_t pending_slots;    /* slots freed by another thread, wiped, not
+	                          * yet collected by their heap */
 	size_t large_count;      /* live large allocations */
 	size_t large_pages;      /* their data pages (guards excluded) */
 	size_t key_count;        /* live key allocations */
 	size_t key_pages;        /* their data pages (guards excluded) */
 	size_t secretmem_pages;  /* key data pages backed by memfd_secret */
-	size_t guard_pages;      /* PROT_NONE guard pages (large, key, pools) */
-	size_t meta_pages;       /* pages of metadata (pools, tables, info) */
+	size_t guard_pages;      /* PROT_NONE guard pages (large, key, heaps) */
+	size_t meta_pages;       /* pages of metadata (heaps, records, tables) */
 	size_t locked_bytes;     /* bytes currently mlock'ed by tars */
 	size_t unlocked_bytes;   /* bytes that mlock=1 failed to lock */
 	size_t live_count;       /* live allocations of all kinds */
@@ -219,10 +230,14 @@ struct tars_stats {
 	size_t live_reserved;    /* bytes of slots/pages reserved for them */
 	uint64_t mallocs;        /* successful allocations, all kinds */
 	uint64_t frees;          /* frees, all kinds */
+	uint64_t remote_frees;   /* chunk frees by a thread other than the
+	                          * owner of the block's heap */
+	uint64_t recarved_pages; /* empty pages carved again for another class */
 	uint64_t class_mallocs[TARS_NCLASSES]; /* chunk allocations per class */
 	size_t class_size[TARS_NCLASSES];      /* slot bytes of each class */
 	uint64_t cache_hits;     /* new chunk pages taken from the cache */
-	uint64_t cache_misses;   /* new chunk pages taken from the OS */
+	uint64_t cache_misses;   /* new chunk pages taken from fresh runs */
+	uint64_t released_pages; /* empty chunk pages given back to the kernel */
 	uint64_t protect_changes;/* mprotect calls */
 	uint64_t syscalls;       /* every system call tars issued */
 	uint64_t mmaps;          /* of which mmap */

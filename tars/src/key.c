@@ -28,6 +28,10 @@
  *
  * The struct (magic, mutex, counters) lives in tars memory, not on the libc
  * heap.
+ *
+ * Every entry runs inside the calling thread's heap entry (tars_enter), the
+ * key's mutex inside it: a fork() waits until no thread is inside tars, so
+ * a child never inherits a key mutex held by a thread it does not have.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -35,7 +39,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "tars_internal.h"
+#include "heap.h"
 
 #define KEY_MAGIC UINT64_C(0x746172736b657921) /* "tarskey!" */
 
@@ -59,19 +63,13 @@ key_check(const tars_key *key, const char *func)
 static void
 key_lock(tars_key *key, const char *func)
 {
-	int rc = pthread_mutex_lock(&key->lock);
-	if (rc != 0) {
-		tars_fatal(func, "pthread_mutex_lock: %s", strerror(rc));
-	}
+	tars_mutex_lock(&key->lock, func);
 }
 
 static void
 key_unlock(tars_key *key, const char *func)
 {
-	int rc = pthread_mutex_unlock(&key->lock);
-	if (rc != 0) {
-		tars_fatal(func, "pthread_mutex_unlock: %s", strerror(rc));
-	}
+	tars_mutex_unlock(&key->lock, func);
 }
 
 /* Switch the key's pages to prot (nothing to do for a zero-length key):
@@ -222,6 +220,7 @@ tars_key_len(const tars_key *key)
 const void *
 tars_key_read_begin(tars_key *key)
 {
+	struct tars_heap *h = tars_enter(__func__);
 	key_check(key, __func__);
 	const void *data = NULL;
 	key_lock(key, __func__);
@@ -235,6 +234,7 @@ tars_key_read_begin(tars_key *key)
 		data = key->data;
 	}
 	key_unlock(key, __func__);
+	tars_leave(h);
 	return data;
 }
 
@@ -247,6 +247,7 @@ tars_key_read_begin(tars_key *key)
 void
 tars_key_read_end(tars_key *key)
 {
+	struct tars_heap *h = tars_enter(__func__);
 	key_check(key, __func__);
 	key_lock(key, __func__);
 	if (key->readers == 0) {
@@ -260,11 +261,13 @@ tars_key_read_end(tars_key *key)
 	}
 	key->readers--;
 	key_unlock(key, __func__);
+	tars_leave(h);
 }
 
 void *
 tars_key_write_begin(tars_key *key)
 {
+	struct tars_heap *h = tars_enter(__func__);
 	key_check(key, __func__);
 	void *data = NULL;
 	key_lock(key, __func__);
@@ -277,12 +280,14 @@ tars_key_write_begin(tars_key *key)
 		data = key->data;
 	}
 	key_unlock(key, __func__);
+	tars_leave(h);
 	return data;
 }
 
 void
 tars_key_write_end(tars_key *key)
 {
+	struct tars_heap *h = tars_enter(__func__);
 	key_check(key, __func__);
 	key_lock(key, __func__);
 	if (!key->writer) {
@@ -296,6 +301,7 @@ tars_key_write_end(tars_key *key)
 	}
 	key->writer = 0;
 	key_unlock(key, __func__);
+	tars_leave(h);
 }
 
 int
@@ -357,6 +363,7 @@ tars_key_free(tars_key *key)
 	if (key == NULL) {
 		return;
 	}
+	struct tars_heap *h = tars_enter(__func__);
 	key_check(key, __func__);
 	key_lock(key, __func__);
 	if (key->readers > 0) {
@@ -368,4 +375,5 @@ tars_key_free(tars_key *key)
 	key->magic = 0; /* from here on, any other entry aborts */
 	key_unlock(key, __func__);
 	key_destroy(key, 0, __func__);
+	tars_leave(h);
 }

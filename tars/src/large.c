@@ -13,6 +13,12 @@
  * Keys never share pages, so tars_protect_* can switch them between
  * PROT_NONE, PROT_READ and read-write.  With secretmem=1 their data pages
  * come from memfd_secret(2): gone from the kernel's direct map.
+ *
+ * Large and key blocks are found through one global table under one lock
+ * (tars_blocks): each costs system calls anyway, so a lock per call is
+ * noise, and a block freed or protected from any thread is found at once.
+ * The lock is only taken inside a heap entry, so a quiescent point (fork)
+ * never sees it held.
  */
 #include <errno.h>
 #include <string.h>
@@ -21,7 +27,42 @@
 
 #include "tars_internal.h"
 
-static atomic_int secretmem_broken, warned_secretmem;
+static atomic_int secretmem_broken, warned_secretmem, warned_unmap;
+
+struct tars_blocks tars_blocks = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+int
+tars_blocks_init(void)
+{
+	if (tars_blocks.regions.slots != NULL) {
+		return 0;
+	}
+	return tars_region_init(&tars_blocks.regions, 256);
+}
+
+void
+tars_blocks_lock(void)
+{
+	tars_mutex_lock(&tars_blocks.lock, "tars_blocks");
+}
+
+void
+tars_blocks_unlock(void)
+{
+	tars_mutex_unlock(&tars_blocks.lock, "tars_blocks");
+}
+
+struct region *
+tars_block_find(const void *ptr)
+{
+	tars_blocks_lock();
+	struct region *r = tars_region_find(&tars_blocks.regions,
+	    (uintptr_t)ptr & ~tars_g.page_mask);
+	if (r == NULL) {
+		tars_blocks_unlock();
+	}
+	return r;
+}
 
 uint8_t *
 tars_large_data(const struct region *r)
@@ -33,6 +74,19 @@ tars_large_data(const struct region *r)
 		p -= tars_g.page_size;
 	}
 	return (uint8_t *)(p & ~tars_g.page_mask);
+}
+
+/* Unmaps a whole block mapping.  At the VMA limit munmap of a whole
+ * mapping cannot fail (it needs no split); if the kernel refuses anyway,
+ * the pages are made inaccessible and left: the free itself succeeds. */
+static void
+unmap_fresh(uint8_t *map, size_t len, const char *func)
+{
+	if (tars_os_unmap(map, len) != 0 && tars_os_protect(map, len, PROT_NONE) != 0) {
+		tars_warn_once(&warned_unmap, "%s(): munmap(%p, %zu) and mprotect both "
+		    "failed (%s): the wiped pages stay mapped", func, (void *)map, len,
+		    strerror(errno));
+	}
 }
 
 /* Maps the data pages of a secretmem key over the reserved range; 0 or -1. */
@@ -67,10 +121,9 @@ map_secret(uint8_t *data, size_t len)
 }
 
 void *
-tars_large_alloc(struct tars_pool *p, size_t size, size_t align, int kind, int zero,
-    const char *func)
+tars_large_alloc(size_t size, size_t align, int kind, int zero, const char *func)
 {
-	(void)func;
+	struct tars_blocks *p = &tars_blocks;
 	size_t ps = tars_g.page_size;
 	int saved = errno;
 	if (size > ((size_t)1 << 47)) {
@@ -83,11 +136,14 @@ tars_large_alloc(struct tars_pool *p, size_t size, size_t align, int kind, int z
 		npages = 1;
 	}
 	size_t dlen = npages * ps;
+	tars_blocks_lock();
 	if (tars_region_reserve(&p->regions) != 0) {
+		tars_blocks_unlock();
 		return NULL;
 	}
 	uint8_t *map = tars_os_map(NULL, dlen + 2 * ps, PROT_NONE, MAP_PRIVATE, -1);
 	if (map == NULL) {
+		tars_blocks_unlock();
 		return NULL;
 	}
 	uint8_t *data = map + ps;
@@ -96,24 +152,27 @@ tars_large_alloc(struct tars_pool *p, size_t size, size_t align, int kind, int z
 	if (secret) {
 		flags |= R_SECRETMEM;
 	} else if (tars_os_protect(data, dlen, PROT_READ | PROT_WRITE) != 0) {
-		tars_os_unmap(func, map, dlen + 2 * ps);
+		unmap_fresh(map, dlen + 2 * ps, func);
+		tars_blocks_unlock();
 		errno = ENOMEM;
 		return NULL;
 	}
 	uint16_t pf;
-	if (tars_apply_policy(p, data, dlen, &pf, secret) != 0) {
-		tars_os_unmap(func, map, dlen + 2 * ps);
+	if (tars_apply_policy(data, dlen, &pf, secret) != 0) {
+		tars_unlock_stats(dlen, pf);
+		unmap_fresh(map, dlen + 2 * ps, func);
+		tars_blocks_unlock();
 		errno = ENOMEM;
 		return NULL;
 	}
 	flags |= pf;
 	uint8_t *ptr = data + dlen - rsize;
 	if (!zero && TARS_OPT(junk)) {
-		memset(ptr, TARS_ALLOC_JUNK, size);
+		memset(ptr, TARS_FREE_JUNK, size);
 	}
 	if (TARS_OPT(canary)) {
-		tars_canary_fill(data, ptr);
-		tars_canary_fill(ptr + size, data + dlen);
+		tars_canary_fill(data, data, ptr);
+		tars_canary_fill(data, ptr + size, data + dlen);
 		flags |= R_CANARY;
 	}
 	flags |= (uint16_t)((PROT_READ | PROT_WRITE) << R_PROT_SHIFT);
@@ -137,14 +196,15 @@ tars_large_alloc(struct tars_pool *p, size_t size, size_t align, int kind, int z
 	p->block_mallocs++;
 	p->block_requested += size;
 	p->block_reserved += dlen;
+	tars_blocks_unlock();
 	errno = saved;
 	return ptr;
 }
 
 void
-tars_large_free(struct tars_pool *p, struct region *r, void *ptr, size_t expect_size,
-    const char *func)
+tars_large_free(struct region *r, void *ptr, size_t expect_size, const char *func)
 {
+	struct tars_blocks *p = &tars_blocks;
 	size_t ps = tars_g.page_size;
 	if (ptr != r->ptr) {
 		tars_fatal(func, "bogus pointer %p (inside the %s block %p)", ptr,
@@ -164,12 +224,12 @@ tars_large_free(struct tars_pool *p, struct region *r, void *ptr, size_t expect_
 	}
 	if (readable) {
 		if (flags & R_CANARY) {
-			const uint8_t *bad = tars_canary_find(data, r->ptr);
+			const uint8_t *bad = tars_canary_find(data, data, r->ptr);
 			if (bad != NULL) {
 				tars_fatal(func, "canary corrupted %zu bytes before block %p "
 				    "(underflow)", (size_t)((uint8_t *)ptr - bad), ptr);
 			}
-			bad = tars_canary_find((uint8_t *)ptr + r->size, data + dlen);
+			bad = tars_canary_find(data, (uint8_t *)ptr + r->size, data + dlen);
 			if (bad != NULL) {
 				tars_fatal(func, "canary corrupted %zu bytes past the %zu "
 				    "of block %p (overflow)",
@@ -192,16 +252,19 @@ tars_large_free(struct tars_pool *p, struct region *r, void *ptr, size_t expect_
 	p->block_frees++;
 	p->block_requested -= r->size;
 	p->block_reserved -= dlen;
-	tars_unlock_stats(p, dlen, flags);
+	tars_unlock_stats(dlen, flags);
 	tars_region_delete(&p->regions, r);
-	tars_os_unmap(func, data - ps, dlen + 2 * ps);
+	unmap_fresh(data - ps, dlen + 2 * ps, func);
+	tars_blocks_unlock();
 }
 
 int
 tars_key_protect(void *ptr, int prot, const char *func)
 {
-	struct tars_pool *first = tars_pool_enter(func), *p;
-	struct region *r = tars_find_region(ptr, &p, first, func);
+	struct region *r = tars_block_find(ptr);
+	if (r == NULL && tars_chunk_owns(ptr)) {
+		tars_fatal(func, "%p is not a key allocation (use tars_malloc_key)", ptr);
+	}
 	if (r == NULL) {
 		tars_fatal(func, "bogus pointer %p (not a tars allocation)", ptr);
 	}
@@ -212,7 +275,7 @@ tars_key_protect(void *ptr, int prot, const char *func)
 		tars_fatal(func, "bogus pointer %p (inside the key %p)", ptr, r->ptr);
 	}
 	if (r->flags & R_GONE) {
-		tars_pool_unlock(p);
+		tars_blocks_unlock();
 		errno = EFAULT;
 		return -1;
 	}
@@ -224,19 +287,45 @@ tars_key_protect(void *ptr, int prot, const char *func)
 			    (unsigned)prot << R_PROT_SHIFT);
 		}
 	}
-	tars_pool_unlock(p);
+	tars_blocks_unlock();
 	return rc;
 }
 
+/* Fork child (quiescent, blocks locked). */
 void
-tars_large_after_fork(struct region *r)
+tars_large_after_fork(void)
 {
-	if (r->flags & (R_DONTFORK | R_SECRETMEM)) {
-		/* The data pages are not here; keep their addresses taken (see
-		 * tars_chunk_after_fork). */
-		r->flags |= R_GONE;
-		(void)tars_os_reserve(tars_large_data(r), (size_t)r->npages * tars_g.page_size);
-	} else if (r->flags & R_WIPEFORK) {
-		r->flags &= (uint16_t)~R_CANARY;
+	struct region_table *t = &tars_blocks.regions;
+	for (size_t s = 0; s < t->cap; s++) {
+		struct region *r = &t->slots[s];
+		if (r->page == 0) {
+			continue;
+		}
+		if (r->flags & (R_DONTFORK | R_SECRETMEM)) {
+			/* The data pages are not here; keep their addresses
+			 * taken, so no new mapping lands where the table points. */
+			r->flags |= R_GONE;
+			(void)tars_os_reserve(tars_large_data(r), r->npages * tars_g.page_size);
+		} else if (r->flags & R_WIPEFORK) {
+			r->flags &= (uint16_t)~R_CANARY;
+		}
+	}
+}
+
+/* Fork child's first call: mlock again (blocks locked). */
+void
+tars_large_relock(int strict)
+{
+	(void)strict;   /* live blocks stay usable; only new pages are refused */
+	struct region_table *t = &tars_blocks.regions;
+	for (size_t s = 0; s < t->cap; s++) {
+		struct region *r = &t->slots[s];
+		if (r->page == 0 || !(r->flags & R_LOCKED) || (r->flags & R_GONE)) {
+			continue;
+		}
+		if (!tars_relock_range(tars_large_data(r), r->npages * tars_g.page_size,
+		    (r->flags >> R_PROT_SHIFT) == PROT_NONE)) {
+			r->flags = (uint16_t)((r->flags & ~R_LOCKED) | R_UNLOCKED);
+		}
 	}
 }

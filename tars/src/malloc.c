@@ -1,6 +1,12 @@
 /*
  * malloc.c - the public allocation API.  Each entry point names itself to
  * the functions below it, so that a fatal error says which call found it.
+ *
+ * tars_malloc and tars_free first try the inline fast path: the calling
+ * thread's heap, entered without a lock, and the one slot routine of
+ * chunk.h.  Anything else (no heap yet, a quiescent point, a class with no
+ * free slot, a block of another heap, a large block or key) goes to the
+ * general path, which is built from the same routine.
  */
 #include <errno.h>
 #include <string.h>
@@ -10,55 +16,88 @@
 
 #define NO_SIZE ((size_t)-1)
 
-static __attribute__((noinline)) void *
-alloc_impl(size_t size, int zero, const char *func)
+/* A chunk of class cls from h (entered); NULL with ENOMEM. */
+static inline void *
+chunk_alloc(struct tars_heap *h, size_t size, unsigned cls, int zero, const char *func)
 {
-	struct tars_pool *p = tars_pool_enter(func);
-	void *ptr;
-	if (likely(size <= tars_g.chunk_max)) {
-		unsigned cls = size ? tars_size_class(size, TARS_OPT(classes)) : 0;
-		ptr = tars_chunk_alloc(p, size, cls, zero, func);
-	} else {
-		ptr = tars_large_alloc(p, size, TARS_ALIGN, KIND_LARGE, zero, func);
+	void *p = chunk_alloc_slot(h, size, cls, zero, func);
+	if (unlikely(p == NULL)) {
+		if (tars_chunk_refill(h, cls) == NULL) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		p = chunk_alloc_slot(h, size, cls, zero, func);
 	}
-	tars_pool_unlock(p);
+	return p;
+}
+
+static __attribute__((noinline)) void *
+alloc_slow(size_t size, int zero, const char *func)
+{
+	struct tars_heap *h = tars_enter(func);
+	void *ptr;
+	if (unlikely(h == NULL)) {
+		ptr = NULL;
+		errno = ENOMEM;
+	} else if (likely(size <= tars_g.chunk_max)) {
+		unsigned cls = size ? tars_size_class(size, TARS_OPT(classes)) : 0;
+		ptr = chunk_alloc(h, size, cls, zero, func);
+	} else {
+		ptr = tars_large_alloc(size, TARS_ALIGN, KIND_LARGE, zero, func);
+	}
+	tars_leave(h);
 	return ptr;
 }
 
-static __attribute__((noinline)) void
-free_impl(void *ptr, size_t expect, const char *func)
+/* h entered (or NULL: no heap, heaps lock held). */
+static void
+free_in(struct tars_heap *h, void *ptr, size_t expect, const char *func)
 {
-	struct tars_pool *first = tars_pool_enter(func), *p;
-	struct region *r = tars_find_region(ptr, &p, first, func);
+	struct chunk_info *ci = tars_page_info(ptr);
+	if (likely(ci != NULL)) {
+		if (likely(ci->heap == h && h != NULL)) {
+			chunk_free_local(h, ci, ptr, expect, func);
+		} else {
+			tars_remote_free(h, ci, ptr, expect, func);
+		}
+		return;
+	}
+	struct region *r = tars_block_find(ptr);
 	if (unlikely(r == NULL)) {
 		tars_fatal(func, "bogus pointer %p (double free, or not from tars)", ptr);
 	}
-	if (likely(r->kind == KIND_CHUNK)) {
-		tars_chunk_free(p, r, ptr, expect, func);
-	} else {
-		tars_large_free(p, r, ptr, expect, func);
-	}
-	tars_pool_unlock(p);
+	tars_large_free(r, ptr, expect, func);
+}
+
+static __attribute__((noinline)) void
+free_slow(void *ptr, size_t expect, const char *func)
+{
+	struct tars_heap *h = tars_enter(func);
+	free_in(h, ptr, expect, func);
+	tars_leave(h);
 }
 
 /* Kind and requested size of a live block; aborts on a bad pointer. */
 static int
 block_info(const void *ptr, size_t *size, size_t *usable, const char *func)
 {
-	struct tars_pool *first = tars_pool_enter(func), *p;
-	struct region *r = tars_find_region(ptr, &p, first, func);
-	if (r == NULL) {
-		tars_fatal(func, "bogus pointer %p (freed, or not from tars)", ptr);
-	}
-	int kind = r->kind;
-	if (kind == KIND_CHUNK) {
+	struct tars_heap *h = tars_enter(func);
+	struct chunk_info *ci = tars_page_info(ptr);
+	int kind;
+	if (ci != NULL) {
+		kind = KIND_CHUNK;
 		if (size != NULL) {
-			*size = tars_chunk_requested(r, ptr, func);
+			*size = tars_chunk_requested(ci, ptr, func);
 		}
 		if (usable != NULL) {
-			*usable = tars_chunk_usable(r, ptr, func);
+			*usable = tars_chunk_usable(ci, ptr, func);
 		}
 	} else {
+		struct region *r = tars_block_find(ptr);
+		if (r == NULL) {
+			tars_fatal(func, "bogus pointer %p (freed, or not from tars)", ptr);
+		}
+		kind = r->kind;
 		if (r->ptr != ptr) {
 			tars_fatal(func, "bogus pointer %p (inside the block %p)", ptr, r->ptr);
 		}
@@ -69,19 +108,26 @@ block_info(const void *ptr, size_t *size, size_t *usable, const char *func)
 			*usable = (r->flags & R_CANARY) ? r->size
 			    : (size_t)((r->size + TARS_ALIGN - 1) & ~(size_t)(TARS_ALIGN - 1));
 		}
+		tars_blocks_unlock();
 	}
-	tars_pool_unlock(p);
+	tars_leave(h);
 	return kind;
 }
 
 void *
 tars_malloc(size_t size)
 {
-	void *p = tars_chunk_alloc_fast(size);
-	if (likely(p != NULL)) {
-		return p;
+	struct tars_heap *h = tars_tls_heap;
+	if (likely(h != NULL && size - 1 < TARS_CHUNK_MAX) && likely(tars_heap_try_enter(h))) {
+		tars_heap_check(h, "tars_malloc");
+		unsigned cls = tars_size_class(size, TARS_OPT(classes));
+		void *p = chunk_alloc_slot(h, size, cls, 0, "tars_malloc");
+		tars_heap_leave(h);
+		if (likely(p != NULL)) {
+			return p;
+		}
 	}
-	return alloc_impl(size, 0, "tars_malloc");
+	return alloc_slow(size, 0, "tars_malloc");
 }
 
 void *
@@ -92,22 +138,34 @@ tars_calloc(size_t nmemb, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
-	return alloc_impl(total, 1, "tars_calloc");
+	return alloc_slow(total, 1, "tars_calloc");
 }
 
 void
 tars_free(void *ptr)
 {
-	if (ptr != NULL && !tars_chunk_free_fast(ptr)) {
-		free_impl(ptr, NO_SIZE, "tars_free");
+	if (ptr == NULL) {
+		return;
 	}
+	struct tars_heap *h = tars_tls_heap;
+	if (likely(h != NULL) && likely(tars_heap_try_enter(h))) {
+		tars_heap_check(h, "tars_free");
+		struct chunk_info *ci = tars_page_info(ptr);
+		if (likely(ci != NULL && ci->heap == h)) {
+			chunk_free_local(h, ci, ptr, NO_SIZE, "tars_free");
+			tars_heap_leave(h);
+			return;
+		}
+		tars_heap_leave(h);
+	}
+	free_slow(ptr, NO_SIZE, "tars_free");
 }
 
 void
 tars_freezero(void *ptr, size_t size)
 {
 	if (ptr != NULL) {
-		free_impl(ptr, size, "tars_freezero");
+		free_slow(ptr, size, "tars_freezero");
 	}
 }
 
@@ -125,35 +183,44 @@ void *
 tars_aligned_alloc(size_t alignment, size_t size)
 {
 	static const char func[] = "tars_aligned_alloc";
-	tars_init();
+	tars_init_basic();
 	if (alignment == 0 || (alignment & (alignment - 1)) != 0 ||
 	    alignment > tars_g.page_size) {
 		errno = EINVAL;
 		return NULL;
 	}
 	if (alignment <= TARS_ALIGN) {
-		return alloc_impl(size, 0, func);
+		return alloc_slow(size, 0, func);
 	}
 	size_t want = size > alignment ? size : alignment;
-	struct tars_pool *p = tars_pool_enter(func);
+	struct tars_heap *h = tars_enter(func);
 	void *ptr;
-	if (want <= tars_g.chunk_max) {
+	if (h == NULL) {
+		ptr = NULL;
+		errno = ENOMEM;
+	} else if (want <= tars_g.chunk_max) {
 		/* Power-of-two slots of at least `alignment` bytes start at
 		 * multiples of their size within a page: aligned. */
-		ptr = tars_chunk_alloc(p, size, tars_size_class(want, 0), 0, func);
+		ptr = chunk_alloc(h, size, tars_size_class(want, 0), 0, func);
 	} else {
-		ptr = tars_large_alloc(p, size, alignment, KIND_LARGE, 0, func);
+		ptr = tars_large_alloc(size, alignment, KIND_LARGE, 0, func);
 	}
-	tars_pool_unlock(p);
+	tars_leave(h);
 	return ptr;
 }
 
 void *
 tars_malloc_key(size_t size)
 {
-	struct tars_pool *p = tars_pool_enter("tars_malloc_key");
-	void *ptr = tars_large_alloc(p, size, TARS_ALIGN, KIND_KEY, 0, "tars_malloc_key");
-	tars_pool_unlock(p);
+	struct tars_heap *h = tars_enter("tars_malloc_key");
+	void *ptr;
+	if (h == NULL) {
+		ptr = NULL;
+		errno = ENOMEM;
+	} else {
+		ptr = tars_large_alloc(size, TARS_ALIGN, KIND_KEY, 0, "tars_malloc_key");
+	}
+	tars_leave(h);
 	return ptr;
 }
 
@@ -165,26 +232,32 @@ move(void *ptr, size_t size, int key, const char *func)
 	if (key && kind != KIND_KEY) {
 		tars_fatal(func, "%p is not a key allocation", ptr);
 	}
+	struct tars_heap *h = tars_enter(func);
 	void *n;
 	if (kind == KIND_KEY) {
-		struct tars_pool *p = tars_pool_enter(func);
-		n = tars_large_alloc(p, size, TARS_ALIGN, KIND_KEY, 0, func);
-		tars_pool_unlock(p);
+		n = h == NULL ? NULL : tars_large_alloc(size, TARS_ALIGN, KIND_KEY, 0, func);
 		/* The old key may be closed: open it to copy and wipe it. */
 		if (n != NULL && tars_key_protect(ptr, PROT_READ | PROT_WRITE, func) != 0) {
 			int e = errno;
-			free_impl(n, NO_SIZE, func);
+			free_in(h, n, NO_SIZE, func);
 			errno = e;
-			return NULL;
+			n = NULL;
 		}
+	} else if (h == NULL) {
+		n = NULL;
+	} else if (size <= tars_g.chunk_max) {
+		n = chunk_alloc(h, size, size ? tars_size_class(size, TARS_OPT(classes)) : 0,
+		    0, func);
 	} else {
-		n = alloc_impl(size, 0, func);
+		n = tars_large_alloc(size, TARS_ALIGN, KIND_LARGE, 0, func);
 	}
-	if (n == NULL) {
-		return NULL;
+	if (n != NULL) {
+		tars_secret_copy(n, ptr, old < size ? old : size);
+		free_in(h, ptr, NO_SIZE, func);
+	} else if (h == NULL) {
+		errno = ENOMEM;
 	}
-	tars_secret_copy(n, ptr, old < size ? old : size);
-	free_impl(ptr, NO_SIZE, func);
+	tars_leave(h);
 	return n;
 }
 
@@ -192,7 +265,7 @@ void *
 tars_realloc(void *ptr, size_t size)
 {
 	if (ptr == NULL) {
-		return alloc_impl(size, 0, "tars_realloc");
+		return alloc_slow(size, 0, "tars_realloc");
 	}
 	return move(ptr, size, 0, "tars_realloc");
 }
@@ -206,22 +279,31 @@ tars_realloc_key(void *ptr, size_t size)
 	return move(ptr, size, 1, "tars_realloc_key");
 }
 
+static int
+protect(void *ptr, int prot, const char *func)
+{
+	struct tars_heap *h = tars_enter(func);
+	int rc = tars_key_protect(ptr, prot, func);
+	tars_leave(h);
+	return rc;
+}
+
 int
 tars_protect_none(void *ptr)
 {
-	return tars_key_protect(ptr, PROT_NONE, "tars_protect_none");
+	return protect(ptr, PROT_NONE, "tars_protect_none");
 }
 
 int
 tars_protect_read(void *ptr)
 {
-	return tars_key_protect(ptr, PROT_READ, "tars_protect_read");
+	return protect(ptr, PROT_READ, "tars_protect_read");
 }
 
 int
 tars_protect_write(void *ptr)
 {
-	return tars_key_protect(ptr, PROT_READ | PROT_WRITE, "tars_protect_write");
+	return protect(ptr, PROT_READ | PROT_WRITE, "tars_protect_write");
 }
 
 size_t

@@ -33,12 +33,11 @@
 	X(mlock, 0, 2, 1, 0, "0 off; 1 best effort; 2 strict (ENOMEM)")          \
 	X(dump, 0, 1, 0, 0, "0 data pages excluded from core dumps; 1 included") \
 	X(fork, 0, 2, 1, 0, "0 inherit; 1 wipe on fork; 2 not inherited")       \
-	X(pools, 1, TARS_MAX_POOLS, 4, 1, "pools that threads spread over")      \
 	X(secretmem, 0, 1, 0, 0, "1 back keys with memfd_secret(2) when "        \
 	    "available")                                                          \
 	X(stats, 0, 1, 0, 0, "1 print the statistics to stderr at exit")        \
-	X(spare, 1, TARS_SPARE_MAX, 64, 0, "empty chunk pages each size class "  \
-	    "keeps writable and wiped")
+	X(spare, 1, TARS_SPARE_MAX, 128, 0, "empty chunk pages each thread's heap " \
+	    "keeps writable and wiped, for any class")
 
 #define OPT_DESC(n, lo, hi, d, io, help) \
 	{ #n, lo, hi, d, io, help },
@@ -120,7 +119,10 @@ parse_env(struct tars_options *o)
 				v = strtol(num, &stop, 10);
 				ok = errno == 0 && *stop == '\0';
 			}
-			if (d == NULL) {
+			if (d == NULL && eq - s == 5 && strncmp(s, "pools", 5) == 0) {
+				tars_warn("TARS_OPTIONS: option 'pools' was retired in 0.2 "
+				    "(every thread owns a heap); ignored");
+			} else if (d == NULL) {
 				tars_warn("TARS_OPTIONS: unknown option '%.*s'; ignored",
 				    (int)(eq - s), s);
 			} else if (!ok || v < d->min || v > d->max) {
@@ -137,45 +139,61 @@ parse_env(struct tars_options *o)
 	}
 }
 
-/* opt_lock held. */
-static void
+/* opt_lock held.  0, or -1 (ENOMEM): the built-in defaults stay in force
+ * and a later call tries again. */
+static int
 init_locked(void)
 {
 	if (page != NULL) {
-		return;
+		return 0;
 	}
 	size_t ps = tars_g.page_size;
 	struct tars_options *p = tars_os_map(NULL, ps, PROT_READ | PROT_WRITE,
 	    MAP_PRIVATE, -1);
 	if (p == NULL) {
-		tars_fatal("tars_init", "cannot map the options page");
+		return -1;
 	}
+	atomic_fetch_add(&tars_meta_pages, 1);
 	*p = builtin;
 	parse_env(p);
 	page_len = ps;
 	page = p;
 	tars_opt = p;
+	return 0;
 }
 
 void
+tars_options_lock(void)
+{
+	tars_mutex_lock(&opt_lock, "tars_options");
+}
+
+void
+tars_options_unlock(void)
+{
+	tars_mutex_unlock(&opt_lock, "tars_options");
+}
+
+int
 tars_options_init(void)
 {
-	pthread_mutex_lock(&opt_lock);
-	init_locked();
-	pthread_mutex_unlock(&opt_lock);
+	tars_options_lock();
+	int rc = init_locked();
+	tars_options_unlock();
+	return rc;
 }
 
-void
+int
 tars_options_seal(void)
 {
-	pthread_mutex_lock(&opt_lock);
+	int rc = 0;
+	tars_options_lock();
 	if (!sealed) {
-		if (tars_os_protect(page, page_len, PROT_READ) != 0) {
-			tars_fatal("tars_init", "cannot protect the options page");
-		}
-		sealed = 1;
+		rc = tars_os_protect(page, page_len, PROT_READ);
+		sealed = rc == 0;
 	}
-	pthread_mutex_unlock(&opt_lock);
+	tars_options_unlock();
+	return rc;
 }
 
 int
@@ -192,17 +210,20 @@ tars_option_set(const char *name, long value)
 		errno = EBUSY;
 		return -1;
 	}
-	pthread_mutex_lock(&opt_lock);
-	init_locked();
-	if (sealed && tars_os_protect(page, page_len, PROT_READ | PROT_WRITE) != 0) {
-		pthread_mutex_unlock(&opt_lock);
+	tars_options_lock();
+	if (init_locked() != 0 ||
+	    (sealed && tars_os_protect(page, page_len, PROT_READ | PROT_WRITE) != 0)) {
+		tars_options_unlock();
+		errno = ENOMEM;
 		return -1;
 	}
 	__atomic_store_n(field(page, d), value, __ATOMIC_RELAXED);
 	if (sealed && tars_os_protect(page, page_len, PROT_READ) != 0) {
+		/* Closing a page we just opened merges it back: it needs no new
+		 * mapping, so the kernel has no reason to refuse. */
 		tars_fatal("tars_option_set", "cannot re-protect the options page");
 	}
-	pthread_mutex_unlock(&opt_lock);
+	tars_options_unlock();
 	return 0;
 }
 
@@ -215,6 +236,6 @@ tars_option_get(const char *name)
 		return -1;
 	}
 	tars_init_basic();
-	tars_options_init();
+	(void)tars_options_init();   /* else the built-in defaults */
 	return tars_opt_load(field((struct tars_options *)tars_opt, d));
 }

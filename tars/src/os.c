@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/membarrier.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
@@ -117,13 +118,21 @@ tars_os_map(void *hint, size_t len, int prot, int flags, int fd)
 	return p;
 }
 
-void
-tars_os_unmap(const char *func, void *addr, size_t len)
+int
+tars_os_unmap(void *addr, size_t len)
 {
 	count(&tars_munmaps);
 	if (munmap(addr, len) != 0) {
-		tars_fatal(func, "munmap(%p, %zu) failed: %s", addr, len, strerror(errno));
+		/* Unmapping part of a mapping splits it: at vm.max_map_count the
+		 * kernel says ENOMEM, and the caller keeps the pages.  Anything
+		 * else means our own bookkeeping is wrong. */
+		if (errno != ENOMEM) {
+			tars_fatal("munmap", "munmap(%p, %zu) failed: %s", addr, len,
+			    strerror(errno));
+		}
+		return -1;
 	}
+	return 0;
 }
 
 int
@@ -173,6 +182,36 @@ tars_os_random(void *buf, size_t len)
 	return 0;
 }
 
+/* Not counted in tars_syscalls, which counts the calls made for memory:
+ * a quiescent point (tars_stats_get itself) must not move the figures it
+ * reads. */
+int
+tars_os_membarrier_register(void)
+{
+#ifdef SYS_membarrier
+	long q = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+	if (q < 0 || !(q & MEMBARRIER_CMD_PRIVATE_EXPEDITED)) {
+		return -1;
+	}
+	return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0
+	    ? 0 : -1;
+#else
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
+int
+tars_os_membarrier(void)
+{
+#ifdef SYS_membarrier
+	return syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0 ? 0 : -1;
+#else
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
 int
 tars_os_memfd_secret(void)
 {
@@ -196,8 +235,26 @@ tars_os_reserve(void *addr, size_t len)
 	}
 	if (p != addr) {
 		/* A kernel older than 4.17 took the flag as a hint. */
-		tars_os_unmap("tars_os_reserve", p, len);
+		(void)tars_os_unmap(p, len);
 		return -1;
 	}
 	return 0;
+}
+
+void
+tars_mutex_lock(pthread_mutex_t *m, const char *func)
+{
+	int rc = pthread_mutex_lock(m);
+	if (rc != 0) {
+		tars_fatal(func, "pthread_mutex_lock: %s", strerror(rc));
+	}
+}
+
+void
+tars_mutex_unlock(pthread_mutex_t *m, const char *func)
+{
+	int rc = pthread_mutex_unlock(m);
+	if (rc != 0) {
+		tars_fatal(func, "pthread_mutex_unlock: %s", strerror(rc));
+	}
 }

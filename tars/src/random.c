@@ -3,8 +3,9 @@
  * keyed from getrandom(2).  Placement decisions take one byte each from a
  * 256-byte buffer (four blocks computed side by side in vector lanes), so
  * the hot path pays a load and a decrement, and a refill about one
- * ChaCha permutation's time.  A forked child reseeds (need_reseed) so parent
- * and child do not make the same choices.
+ * ChaCha permutation's time.  Every heap has its own stream.  A forked
+ * child reseeds (need_reseed) so parent and child do not make the same
+ * choices.
  *
  * Eight rounds (ChaCha8), not twenty: the stream only has to keep slot and
  * page choices unpredictable, no practical attack on ChaCha8's keystream is
@@ -13,6 +14,7 @@
  */
 #define TARS_CHACHA_DOUBLE_ROUNDS 4
 #include <string.h>
+#include <unistd.h>
 
 #include "tars_internal.h"
 
@@ -100,22 +102,28 @@ tars_chacha8_blocks4(const uint32_t key[8], uint64_t counter, uint8_t out[256])
 	}
 }
 
-void
+int
 tars_rand_seed(struct tars_rand *r)
 {
 	if (tars_os_random(r->key, sizeof(r->key)) != 0) {
-		tars_fatal("getrandom", "no randomness available");
+		return -1;
 	}
 	r->counter = 0;
 	r->avail = 0;
 	r->need_reseed = 0;
+	return 0;
 }
 
 void
 tars_rand_refill(struct tars_rand *r)
 {
-	if (r->need_reseed) {
-		tars_rand_seed(r);
+	if (r->need_reseed && tars_rand_seed(r) != 0) {
+		/* getrandom worked at initialisation and fails now (a seccomp
+		 * filter in the child?): the child must still not repeat its
+		 * parent's choices, so the key moves on by its own pid. */
+		r->key[0] ^= (uint32_t)getpid();
+		r->counter += 1u << 20;
+		r->need_reseed = 0;
 	}
 	tars_chacha8_blocks4(r->key, r->counter, r->buf);
 	r->counter += 4;

@@ -1,7 +1,8 @@
 /*
  * region.c - the region table: an open-addressing hash from page address to
- * what lives there (a chunk page's info, or a large/key block), kept in its
- * own mapping away from user data, as in OpenBSD's malloc.
+ * the large or key block that lives there, kept in its own mapping away
+ * from user data, as in OpenBSD's malloc.  (Chunk pages are found by index
+ * through the pagemap instead: pages.c.)
  *
  * Linear probing with a multiplicative hash of the page number; the table
  * doubles at 5/8 load.  Deletion is Knuth's Algorithm R (TAOCP vol. 3,
@@ -14,8 +15,6 @@
 
 #include "tars_internal.h"
 
-atomic_uint_fast64_t tars_meta_pages;
-unsigned tars_region_page_shift;
 
 static inline size_t
 home(const struct region_table *t, uintptr_t page)
@@ -44,8 +43,6 @@ tars_region_init(struct region_table *t, size_t cap)
 	t->cap = cap;
 	t->count = 0;
 	t->shift = 64 - (unsigned)__builtin_ctzll(cap);
-	t->last_page = TARS_NO_PAGE;
-	t->last_region = NULL;
 	return 0;
 }
 
@@ -59,7 +56,26 @@ put(struct region_table *t, const struct region *r)
 	}
 	t->slots[i] = *r;
 	t->count++;
-	t->last_page = TARS_NO_PAGE;
+}
+
+struct region *
+tars_region_find(struct region_table *t, uintptr_t page)
+{
+	if (t->slots == NULL) {
+		return NULL;
+	}
+	size_t mask = t->cap - 1;
+	for (size_t i = home(t, page);; i = (i + 1) & mask) {
+		struct region *s = &t->slots[i];
+		/* Empty first: an empty slot's key 0 must not match the page
+		 * of a wild pointer below the first page. */
+		if (s->page == 0) {
+			return NULL;
+		}
+		if (s->page == page) {
+			return s;
+		}
+	}
 }
 
 int
@@ -77,8 +93,11 @@ tars_region_reserve(struct region_table *t)
 			put(&n, &t->slots[i]);
 		}
 	}
-	tars_os_unmap("tars_region_reserve", t->slots, table_bytes(t->cap));
-	atomic_fetch_sub(&tars_meta_pages, table_bytes(t->cap) >> tars_g.page_shift);
+	/* At the VMA limit the old table may stay mapped: it is only lost
+	 * address space, the new one holds every entry. */
+	if (tars_os_unmap(t->slots, table_bytes(t->cap)) == 0) {
+		atomic_fetch_sub(&tars_meta_pages, table_bytes(t->cap) >> tars_g.page_shift);
+	}
 	*t = n;
 	return 0;
 }
@@ -106,7 +125,6 @@ tars_region_delete(struct region_table *t, struct region *r)
 	size_t mask = t->cap - 1;
 	size_t i = (size_t)(r - t->slots);
 	size_t j;
-	t->last_page = TARS_NO_PAGE;
 	for (;;) {
 		t->slots[i].page = 0;
 		j = i;

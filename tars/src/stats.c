@@ -6,45 +6,50 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "tars_internal.h"
+#include "chunk.h"
 
-/* Live chunks, their requested and slot bytes, counted from the pages: the
- * hot path keeps no running totals (fewer stores per malloc and free). */
+/*
+ * A snapshot: a quiescent point (no thread inside tars, see heap.h), then
+ * every heap and every page record.  Live chunks and their bytes are
+ * counted from the pages (the hot path keeps no running totals), and the
+ * heaps' own counts are checked against them: a drift would keep pages
+ * forever or release every one, so it is reported as corruption.
+ */
+struct walk {
+	struct tars_stats *s;
+	size_t empty, listed, records;
+};
+
 static void
-chunk_live(struct tars_pool *p, size_t *count, size_t *requested, size_t *reserved,
-    size_t *empty)
+count_record(struct chunk_info *ci, void *arg)
 {
-	size_t nempty[TARS_NCLASSES] = {0};
-	for (size_t i = 0; i < p->regions.cap; i++) {
-		const struct region *r = &p->regions.slots[i];
-		if (r->page == 0 || r->kind != KIND_CHUNK) {
-			continue;
-		}
-		struct chunk_info *ci = r->ptr;
-		*count += (size_t)(ci->total - ci->nfree);
-		if (ci->nfree == ci->total && ci->pprev != NULL) {
-			nempty[ci->cls]++;
-		}
-		if (ci->cls == 0 || ci->nfree == ci->total) {
-			continue;
-		}
-		*reserved += (size_t)(ci->total - ci->nfree) * ci->size;
-		const uint16_t *req = tars_ci_req(ci);
-		for (unsigned s = 0; s < ci->total; s++) {
-			if (!(ci->map[s >> 6] & (1ull << (s & 63)))) {
-				*requested += req[s] & ~REQ_CANARY;
-			}
-		}
+	struct walk *w = arg;
+	struct tars_stats *s = w->s;
+	size_t pending = 0;
+	for (unsigned i = 0; i < ci->words; i++) {
+		pending += (size_t)__builtin_popcountll(ci_xfree(ci)[i]);
 	}
-	/* The running counts of empty pages decide what free releases: a
-	 * drift would keep pages forever or release every one. */
-	for (unsigned c = 0; c < TARS_NCLASSES; c++) {
-		if (nempty[c] != p->nempty[c]) {
-			tars_fatal("tars_stats_get", "pool metadata corrupted: class %u "
-			    "counts %zu empty pages, has %zu", c, (size_t)p->nempty[c], nempty[c]);
-		}
-		if (c != 0) {
-			*empty += nempty[c];
+	size_t live = (size_t)(ci->total - ci->nfree) - pending;
+	s->pending_slots += pending;
+	s->live_count += live;
+	w->records++;
+	w->empty += ci->in_empty;
+	s->empty_pages += ci->in_empty && ci->cls != 0;
+	w->listed += ci->pprev != NULL;
+	if (ci->in_empty && (ci->nfree != ci->total || ci->pprev == NULL)) {
+		tars_fatal("tars_stats_get", "chunk metadata corrupted: page %p is on the "
+		    "empty list with %u of %u slots free", (void *)ci->page, ci->nfree,
+		    ci->total);
+	}
+	if (ci->cls == 0 || live == 0) {
+		return;
+	}
+	s->live_reserved += live * ci->size;
+	const uint16_t *req = ci_req(ci);
+	for (unsigned k = 0; k < ci->total; k++) {
+		uint64_t bit = 1ull << (k & 63);
+		if (!(ci_map(ci)[k >> 6] & bit) && !(ci_xfree(ci)[k >> 6] & bit)) {
+			s->live_requested += req[k] & ~REQ_CANARY;
 		}
 	}
 }
@@ -59,42 +64,56 @@ tars_stats_get(struct tars_stats *s)
 		s->class_size[c] = tars_class_size[c];
 	}
 	if (atomic_load(&tars_g.ready)) {
-		s->pools = tars_g.npools;
-		for (unsigned i = 0; i < tars_g.npools; i++) {
-			struct tars_pool *p = tars_g.pools[i];
-			tars_pool_lock(p);
-			tars_pool_check(p, "tars_stats_get");
-			s->chunk_pages += p->chunk_pages;
-			s->zero_pages += p->zero_pages;
-			s->cached_pages += p->ncached;
-			s->reserve_pages += p->run_left;
-			s->large_count += p->large_count;
-			s->large_pages += p->large_pages;
-			s->key_count += p->key_count;
-			s->key_pages += p->key_pages;
-			s->secretmem_pages += p->secretmem_pages;
-			s->guard_pages += p->guard_pages;
-			s->locked_bytes += p->locked_bytes;
-			s->unlocked_bytes += p->unlocked_bytes;
-			s->live_requested += p->block_requested;
-			s->live_reserved += p->block_reserved;
-			size_t chunks = 0;
-			chunk_live(p, &chunks, &s->live_requested, &s->live_reserved,
-			    &s->empty_pages);
-			s->live_count += p->block_mallocs - p->block_frees + chunks;
-			s->mallocs += p->block_mallocs;
-			s->cache_hits += p->cache_hits;
-			s->cache_misses += p->cache_misses;
+		tars_heaps_lock();
+		tars_quiesce_begin();
+		size_t nempty = 0, listed = 0, pages = 0;
+		s->heaps = tars_heaps_count();
+		for (struct tars_heap *h = tars_heaps_first(); h != NULL; h = h->all_next) {
+			tars_heap_check(h, "tars_stats_get");
 			for (unsigned c = 0; c < TARS_NCLASSES; c++) {
-				s->class_mallocs[c] += p->class_mallocs[c];
-				s->mallocs += p->class_mallocs[c];
+				s->class_mallocs[c] += h->class_mallocs[c];
+				s->mallocs += h->class_mallocs[c];
+				listed += h->listed[c];
 			}
-			tars_pool_unlock(p);
+			s->remote_frees += h->remote_frees;
+			s->recarved_pages += h->recarved;
+			s->chunk_pages += h->chunk_pages;
+			s->zero_pages += h->zero_pages;
+			nempty += h->nempty;
+			pages += h->chunk_pages + h->zero_pages;
+			s->guard_pages += 2;
 		}
+		struct walk w = {.s = s};
+		tars_pages_lock();
+		tars_pages_stats(s);
+		tars_pages_foreach(count_record, &w);
+		tars_pages_unlock();
+		if (w.empty != nempty || w.listed != listed || w.records != pages) {
+			tars_fatal("tars_stats_get", "heap metadata corrupted: the heaps count "
+			    "%zu empty, %zu listed, %zu pages; the pages say %zu, %zu, %zu",
+			    nempty, listed, pages, w.empty, w.listed, w.records);
+		}
+		tars_blocks_lock();
+		struct tars_blocks *b = &tars_blocks;
+		s->large_count = b->large_count;
+		s->large_pages = b->large_pages;
+		s->key_count = b->key_count;
+		s->key_pages = b->key_pages;
+		s->secretmem_pages = b->secretmem_pages;
+		s->guard_pages += b->guard_pages;
+		s->live_requested += b->block_requested;
+		s->live_reserved += b->block_reserved;
+		s->live_count += b->block_mallocs - b->block_frees;
+		s->mallocs += b->block_mallocs;
+		tars_blocks_unlock();
+		tars_quiesce_end();
+		tars_heaps_unlock();
 	}
 	/* Chunk frees are not counted either: all chunks ever allocated, less
 	 * those still live. */
 	s->frees = s->mallocs - s->live_count;
+	s->locked_bytes = atomic_load(&tars_locked_bytes);
+	s->unlocked_bytes = atomic_load(&tars_unlocked_bytes);
 	s->meta_pages = (size_t)atomic_load(&tars_meta_pages);
 	s->protect_changes = atomic_load(&tars_mprotects);
 	s->syscalls = atomic_load(&tars_syscalls);
@@ -106,12 +125,16 @@ tars_stats_get(struct tars_stats *s)
 #define S(f, unit, help) { #f, offsetof(struct tars_stats, f), unit, help },
 static const struct tars_stat_desc stat_descs[] = {
 	S(page_size, "bytes", "bytes per page")
-	S(pools, "count", "pools created so far")
+	S(heaps, "count", "thread heaps made so far")
+	S(segments, "count", "2 MiB address ranges chunk pages come from")
 	S(chunk_pages, "pages", "pages holding chunk slots, in use")
 	S(empty_pages, "pages", "of which every slot is free (option spare)")
 	S(zero_pages, "pages", "PROT_NONE pages holding size-0 slots")
-	S(cached_pages, "pages", "empty chunk pages in the caches")
-	S(reserve_pages, "pages", "mapped chunk pages not handed out yet")
+	S(cached_pages, "pages", "empty chunk pages in the cache (PROT_NONE)")
+	S(reserve_pages, "pages", "committed chunk pages not handed out yet")
+	S(kept_pages, "pages", "pages the kernel would neither protect nor release")
+	S(lost_pages, "pages", "pages whose protections failed, never used")
+	S(pending_slots, "count", "slots freed by another thread, not yet collected")
 	S(large_count, "count", "live large allocations")
 	S(large_pages, "pages", "their data pages (guards excluded)")
 	S(key_count, "count", "live key allocations")
@@ -126,8 +149,11 @@ static const struct tars_stat_desc stat_descs[] = {
 	S(live_reserved, "bytes", "bytes of slots and pages reserved for them")
 	S(mallocs, "count", "successful allocations, all kinds")
 	S(frees, "count", "frees, all kinds")
+	S(remote_frees, "count", "chunk frees by a thread that does not own the block")
+	S(recarved_pages, "count", "empty pages carved again for another class")
 	S(cache_hits, "count", "new chunk pages taken from the cache")
-	S(cache_misses, "count", "new chunk pages taken from the OS")
+	S(cache_misses, "count", "new chunk pages taken from fresh runs")
+	S(released_pages, "count", "empty chunk pages given back to the kernel")
 	S(protect_changes, "count", "mprotect calls")
 	S(syscalls, "count", "every system call tars issued")
 	S(mmaps, "count", "of which mmap")

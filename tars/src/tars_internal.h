@@ -6,6 +6,7 @@
 #ifndef TARS_INTERNAL_H
 #define TARS_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -24,14 +25,11 @@
 
 #define TARS_ALIGN 16            /* minimum alignment of every block */
 #define TARS_CHUNK_MAX 2048      /* largest chunk class (<= page/2) */
-#define TARS_ALLOC_JUNK 0xd0     /* fill of fresh allocations */
-#define TARS_FREE_JUNK 0xdf      /* fill of freed chunk slots */
-#define TARS_MAX_POOLS 64
+#define TARS_FREE_JUNK 0xdf      /* junk: freed slots, new blocks */
 #define TARS_CACHE_MAX 4096      /* upper bound of option `cache` */
-#define TARS_SPARE_MAX 1024      /* upper bound of option `spare` */
-#define TARS_SPARE_SHIFT 1       /* keep empty at most 1 + listed/2 pages */
+#define TARS_SPARE_MAX 4096      /* upper bound of option `spare` */
 #define TARS_NLISTS 4            /* random lists of free-slot pages per class */
-#define TARS_RUN_PAGES 16        /* chunk pages mapped per mmap */
+#define TARS_RUN_PAGES 16        /* chunk pages committed at a time */
 
 /* ------------------------------------------------------------------ */
 /* os.c: system call wrappers (counted), fatal errors and warnings     */
@@ -46,22 +44,40 @@ extern atomic_uint_fast64_t tars_syscalls, tars_mmaps, tars_munmaps, tars_mprote
 
 /* NULL with errno on failure. */
 void *tars_os_map(void *hint, size_t len, int prot, int flags, int fd);
-/* Aborts on failure: unmapping our own mapping cannot legitimately fail. */
-void tars_os_unmap(const char *func, void *addr, size_t len);
+/* pthread mutexes; a failure is a bug (fatal, naming func). */
+void tars_mutex_lock(pthread_mutex_t *m, const char *func);
+void tars_mutex_unlock(pthread_mutex_t *m, const char *func);
+/* 0, or -1 with ENOMEM (a split refused at the VMA limit); aborts on any
+ * other error, which would mean tars's own bookkeeping is wrong. */
+int tars_os_unmap(void *addr, size_t len);
 /* 0, or -1 with errno (ENOMEM when the VMA limit is reached). */
 int tars_os_protect(void *addr, size_t len, int prot);
 int tars_os_advise(void *addr, size_t len, int advice);
 int tars_os_lock(void *addr, size_t len);
 /* getrandom(2) until full; 0 or -1 with errno. */
 int tars_os_random(void *buf, size_t len);
+/* membarrier(2): registration (0 or -1) and a barrier on every thread of
+ * the process (0 or -1). */
+int tars_os_membarrier_register(void);
+int tars_os_membarrier(void);
 /* memfd_secret(2); fd or -1 with errno. */
 int tars_os_memfd_secret(void);
 /* Maps PROT_NONE at exactly addr unless something is there; 0 or -1.
  * Keeps the address range of pages a fork child did not inherit. */
 int tars_os_reserve(void *addr, size_t len);
 
+static inline void
+tars_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
 /* ------------------------------------------------------------------ */
-/* random.c: ChaCha8 keystream per pool, seeded from getrandom          */
+/* random.c: ChaCha8 keystream per heap, seeded from getrandom          */
 
 struct tars_rand {
 	uint32_t key[8];
@@ -75,7 +91,8 @@ struct tars_rand {
 void tars_chacha8_block(const uint32_t key[8], uint64_t counter, uint8_t out[64]);
 void tars_chacha8_blocks4(const uint32_t key[8], uint64_t counter, uint8_t out[256]);
 
-void tars_rand_seed(struct tars_rand *r);
+/* 0, or -1 with errno when getrandom fails. */
+int tars_rand_seed(struct tars_rand *r);
 void tars_rand_refill(struct tars_rand *r);
 
 static inline uint8_t
@@ -98,7 +115,7 @@ tars_rand_u16(struct tars_rand *r)
 
 struct tars_options {
 	long junk, canary, cache, classes, random, mlock, dump, fork;
-	long pools, secretmem, stats, spare;
+	long secretmem, stats, spare;
 };
 
 /* Read-only after initialisation (the page is mprotect'ed). */
@@ -114,8 +131,13 @@ tars_opt_load(const long *field)
 }
 #define TARS_OPT(name) tars_opt_load(&tars_opt->name)
 
-void tars_options_init(void);      /* parse TARS_OPTIONS once */
-void tars_options_seal(void);      /* make the options page read-only */
+/* Map the options page and parse TARS_OPTIONS, once; 0 or -1 (ENOMEM, the
+ * built-in defaults stay in force). */
+int tars_options_init(void);
+/* Make the options page read-only; 0 or -1. */
+int tars_options_seal(void);
+void tars_options_lock(void);
+void tars_options_unlock(void);
 
 /* ------------------------------------------------------------------ */
 /* Size classes (chunk.c; tars_size_class in chunk.h)                   */
@@ -124,7 +146,7 @@ extern const uint16_t tars_class_size[TARS_NCLASSES];
 void tars_chunk_init(void);         /* fills the size-class table */
 
 /* ------------------------------------------------------------------ */
-/* Region table (region.c): open addressing keyed by page address      */
+/* Region table (region.c): large and key blocks, keyed by page address */
 
 enum { KIND_CHUNK = 1, KIND_LARGE = 2, KIND_KEY = 3 };
 
@@ -138,295 +160,121 @@ enum { KIND_CHUNK = 1, KIND_LARGE = 2, KIND_KEY = 3 };
 #define R_UNLOCKED   0x40   /* mlock=1 failed to lock the data pages */
 #define R_PROT_SHIFT 8      /* key: current protection (PROT_*) << 8 */
 
-struct chunk_info;
-
 struct region {
 	uintptr_t page;          /* key: first page of the block; 0 = empty */
-	void *ptr;               /* chunk: struct chunk_info *; else user pointer */
-	size_t size;             /* large/key: requested size */
-	uint32_t npages;         /* large/key: data pages */
+	void *ptr;               /* the user pointer */
+	size_t size;             /* requested size */
+	size_t npages;           /* data pages */
 	uint16_t kind;
 	uint16_t flags;
 };
-
-extern unsigned tars_region_page_shift;  /* = tars_g.page_shift */
 
 struct region_table {
 	struct region *slots;
 	size_t cap;              /* power of two */
 	size_t count;
 	unsigned shift;          /* 64 - log2(cap) */
-	/* One-entry lookup cache for the free path (a page freed into twice
-	 * in a row skips the hash): reset by every insert, delete and growth,
-	 * since those move entries. */
-	uintptr_t last_page;     /* TARS_NO_PAGE when empty */
-	struct region *last_region;
 };
-/* Not page-aligned, so no page address (not even that of a wild pointer
- * like (void *)1, whose page is 0) can match it. */
-#define TARS_NO_PAGE UINTPTR_MAX
 
 int tars_region_init(struct region_table *t, size_t cap);
 /* Inserts (page must not be present); 0, or -1 with errno ENOMEM. */
 int tars_region_insert(struct region_table *t, const struct region *r);
-static inline struct region *
-tars_region_find(struct region_table *t, uintptr_t page)
-{
-	size_t mask = t->cap - 1;
-	uint64_t h = (uint64_t)(page >> tars_region_page_shift) * 0x9e3779b97f4a7c15ull;
-	size_t i = (size_t)(h >> t->shift);
-	for (;;) {
-		struct region *s = &t->slots[i];
-		/* Empty first: an empty slot's key 0 must not match the page
-		 * of a wild pointer below the first page. */
-		if (s->page == 0) {
-			return NULL;
-		}
-		if (likely(s->page == page)) {
-			return s;
-		}
-		i = (i + 1) & mask;
-	}
-}
+struct region *tars_region_find(struct region_table *t, uintptr_t page);
 void tars_region_delete(struct region_table *t, struct region *r);
-extern atomic_uint_fast64_t tars_meta_pages;   /* all pools, all metadata */
 /* Make room for one more entry before taking resources: 0 or -1/ENOMEM. */
 int tars_region_reserve(struct region_table *t);
 
 /* ------------------------------------------------------------------ */
-/* Pools (pool.c)                                                       */
-
-struct chunk_info {
-	struct chunk_info *next;     /* in a class list, or the free list */
-	struct chunk_info **pprev;   /* NULL when in no class list */
-	uint8_t *page;
-	uint16_t size;               /* slot size */
-	uint16_t total;              /* slots in the page */
-	uint16_t nfree;
-	uint8_t cls;
-	uint8_t flags;               /* CI_* */
-	uint32_t magic;              /* tars_class_magic[cls], at hand */
-	uint64_t map[];              /* free bitmap (1 = free), then uint16 req[] */
-};
-/* chunk_info flags share their values with the region flags R_* where they
- * mean the same thing, so page-policy flags carry over unchanged. */
-#define CI_LOCKED   R_LOCKED    /* page mlock'ed */
-#define CI_JUNKED   0x02        /* every free slot holds TARS_FREE_JUNK */
-#define CI_NOACCESS 0x04        /* PROT_NONE page of size-0 slots */
-#define CI_GONE     R_GONE      /* not inherited by this (child) process */
-#define CI_WIPEFORK R_WIPEFORK
-#define CI_DONTFORK R_DONTFORK
-#define CI_UNLOCKED R_UNLOCKED  /* mlock=1 could not lock it */
-#define CI_RETIRED  0x80        /* frees only: a strict-mlock fork child
-                                 * could not lock it again */
-#define CI_NOLIST   (CI_GONE | CI_RETIRED) /* never hands out its slots */
-#define CI_POLICY   (CI_LOCKED | CI_UNLOCKED | CI_WIPEFORK | CI_DONTFORK)
-#define REQ_CANARY  0x8000 /* in req[]: the slack of this slot is canaried */
-
-struct tars_pool {
-	uint64_t canary1;            /* tars_secret ^ (uintptr_t)pool */
-	atomic_int lock;
-	unsigned index;
-	uint8_t *mapping;            /* guard | pool page | guard */
-	struct tars_rand rnd;
-	struct chunk_info *lists[TARS_NCLASSES][TARS_NLISTS];
-	uint32_t listed[TARS_NCLASSES];    /* pages in the class lists */
-	uint32_t nempty[TARS_NCLASSES];    /* listed pages with every slot free */
-	struct chunk_info *current[TARS_NCLASSES]; /* a listed page, or NULL:
-	                                    * the pick when there is no choice */
-	struct region_table regions;
-	uintptr_t *cache;                  /* empty pages; low bits CI_LOCKED etc */
-	size_t ncached;
-	uint8_t *run_next;                 /* reserve of mapped chunk pages */
-	size_t run_left;
-	uint16_t run_flags;                /* R_LOCKED, R_WIPEFORK, R_DONTFORK */
-	struct chunk_info *info_free;      /* free chunk_info records */
-	/* statistics, under the lock */
-	size_t chunk_pages, zero_pages, large_count, large_pages, key_count;
-	size_t key_pages, secretmem_pages, guard_pages;
-	size_t locked_bytes, unlocked_bytes;
-	size_t block_requested;            /* bytes requested by live large/key */
-	size_t block_reserved;             /* their data pages, in bytes */
-	uint64_t block_mallocs, block_frees, cache_hits, cache_misses;
-	uint64_t class_mallocs[TARS_NCLASSES];
-	uint64_t canary2;            /* ~canary1 */
-};
+/* Global state (init.c)                                                */
 
 struct tars_global {
 	size_t page_size;
 	uintptr_t page_mask;         /* page_size - 1 */
 	unsigned page_shift;
+	unsigned seg_pages;          /* pages per segment (pages.c) */
 	size_t chunk_max;            /* min(page/2, TARS_CHUNK_MAX) */
-	size_t info_size;            /* bytes of one chunk_info record */
-	size_t map_words;            /* bitmap words per chunk_info */
-	uint64_t secret;             /* pool canary secret */
-	uint8_t canary_bytes[8];     /* chunk slack pattern, no zero byte */
-	unsigned npools;
-	struct tars_pool *pools[TARS_MAX_POOLS];
-	atomic_uint next_pool;
+	uint64_t secret;             /* heap canary secret */
+	uint64_t canary_key[2];      /* keys of the per-slot canary pattern */
+	int entry_fence;             /* heap entries fence (no membarrier) */
 	atomic_int basic_ready;      /* page size and options set (release) */
 	atomic_int ready;
 	int relock_pending;          /* fork child: pages to mlock again */
 };
 
 extern struct tars_global tars_g;
+extern atomic_uint_fast64_t tars_meta_pages;   /* all metadata pages */
 
-/* Page size and options (no pools): enough for tars_option_get/set. */
+/* Page size and options (no heaps): enough for tars_option_get/set. */
 void tars_init_basic(void);
-void tars_init_slow(void);
-static inline void
+/* 0, or -1 with errno ENOMEM: nothing is left half made, a later call
+ * tries again. */
+int tars_init_slow(void);
+static inline int
 tars_init(void)
 {
-	if (unlikely(!atomic_load_explicit(&tars_g.ready, memory_order_acquire))) {
-		tars_init_slow();
+	if (likely(atomic_load_explicit(&tars_g.ready, memory_order_acquire))) {
+		return 0;
 	}
+	return tars_init_slow();
 }
 
-/*
- * While the process has a single thread (glibc's __libc_single_threaded,
- * which only the thread itself can clear by creating another), no other
- * thread can contend, so the lock is a plain store: the locked
- * read-modify-write would otherwise be the largest cost of a malloc/free
- * pair.  Once threads exist every acquisition is an atomic exchange.
- */
-void tars_pool_lock_slow(struct tars_pool *p);
-void tars_pool_wake(struct tars_pool *p);
+/* init_lock: initialisation; taken by fork before anything else. */
+void tars_init_lock(void);
+void tars_init_unlock(void);
 
-static inline void
-tars_cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ volatile("yield");
-#endif
-}
-
-/* Lock word: 0 free, 1 held, 2 held with sleepers (futex). */
-static inline int
-tars_pool_trylock(struct tars_pool *p)
-{
-	if (likely(__libc_single_threaded)) {
-		atomic_store_explicit(&p->lock, 1, memory_order_relaxed);
-		return 1;
-	}
-	int free_ = 0;
-	return atomic_compare_exchange_strong_explicit(&p->lock, &free_, 1,
-	    memory_order_acquire, memory_order_relaxed);
-}
-
-static inline void
-tars_pool_lock(struct tars_pool *p)
-{
-	if (unlikely(!tars_pool_trylock(p))) {
-		tars_pool_lock_slow(p);
-	}
-}
-static inline void
-tars_pool_unlock(struct tars_pool *p)
-{
-	if (likely(__libc_single_threaded)) {
-		atomic_store_explicit(&p->lock, 0, memory_order_release);
-	} else if (atomic_exchange_explicit(&p->lock, 0, memory_order_release) == 2) {
-		tars_pool_wake(p);
-	}
-}
-
-TARS_NORETURN void tars_pool_corrupted(const struct tars_pool *p, const char *func);
-
-/* Checks the pool canaries; aborts naming func. */
-static inline void
-tars_pool_check(const struct tars_pool *p, const char *func)
-{
-	if (unlikely(p->canary1 != (tars_g.secret ^ (uintptr_t)p) ||
-	    p->canary2 != ~p->canary1)) {
-		tars_pool_corrupted(p, func);
-	}
-}
-
-/* The calling thread's pool; NULL until its first call (one TLS load on
- * the hot path, no index to look up). */
-extern _Thread_local struct tars_pool *tars_tls_pool
-    __attribute__((tls_model("initial-exec")));
-struct tars_pool *tars_pool_assign(void);
-
-/* The calling thread's pool, locked and checked. */
-static inline struct tars_pool *
-tars_pool_enter(const char *func)
-{
-	/* A thread gets its pool only after initialisation, so a set pool
-	 * also says the allocator is ready. */
-	struct tars_pool *p = tars_tls_pool;
-	if (unlikely(p == NULL)) {
-		p = tars_pool_assign();
-	}
-	tars_pool_lock(p);
-	tars_pool_check(p, func);
-	return p;
-}
-
-/* Finds the region holding ptr's page in some pool and returns it with
- * that pool locked (*poolp), or NULL with no lock held. `first` is tried
- * first (it may be NULL). */
-struct region *tars_find_region_slow(const void *ptr, struct tars_pool **poolp,
-    struct tars_pool *first, const char *func);
-static inline struct region *
-tars_find_region(const void *ptr, struct tars_pool **poolp, struct tars_pool *first,
-    const char *func)
-{
-	uintptr_t page = (uintptr_t)ptr & ~tars_g.page_mask;
-	struct region_table *t = &first->regions;
-	if (likely(t->last_page == page)) {
-		*poolp = first;
-		return t->last_region;
-	}
-	struct region *r = tars_region_find(t, page);
-	if (likely(r != NULL)) {
-		t->last_page = page;
-		t->last_region = r;
-		*poolp = first;
-		return r;
-	}
-	return tars_find_region_slow(ptr, poolp, first, func);
-}
-
-static inline uint16_t *
-tars_ci_req(struct chunk_info *ci)
-{
-	return (uint16_t *)(ci->map + tars_g.map_words);
-}
-
-/* Test hook: the address of pool 0's first canary (NULL before init). */
-uint64_t *tars_test_pool_canary(void);
+/* Test hook: the address of the calling thread's heap's first canary. */
+uint64_t *tars_test_heap_canary(void);
 
 /* ------------------------------------------------------------------ */
-/* chunk.c                                                              */
+/* Large and key blocks (large.c)                                       */
 
-/* The hot paths, tars_chunk_alloc and tars_chunk_free, are in chunk.h. */
-size_t tars_chunk_usable(struct region *r, const void *ptr, const char *func);
-size_t tars_chunk_requested(struct region *r, const void *ptr, const char *func);
-/* Fork child: fix up chunk pages after wipe-on-fork / dont-fork. */
-void tars_chunk_after_fork(struct tars_pool *p, struct region *r);
+/* Global: large and key blocks are few and cost system calls anyway. */
+struct tars_blocks {
+	pthread_mutex_t lock;
+	struct region_table regions;
+	size_t large_count, large_pages, key_count, key_pages, secretmem_pages;
+	size_t guard_pages;
+	size_t block_requested, block_reserved;
+	uint64_t block_mallocs, block_frees;
+};
+extern struct tars_blocks tars_blocks;
 
-/* ------------------------------------------------------------------ */
-/* large.c: large and key allocations                                   */
-
-void *tars_large_alloc(struct tars_pool *p, size_t size, size_t align,
-    int kind, int zero, const char *func);
-void tars_large_free(struct tars_pool *p, struct region *r, void *ptr,
-    size_t expect_size, const char *func);
+int tars_blocks_init(void);
+void tars_blocks_lock(void);
+void tars_blocks_unlock(void);
+void *tars_large_alloc(size_t size, size_t align, int kind, int zero,
+    const char *func);
+/* The large or key block at ptr's page, with tars_blocks locked; NULL (and
+ * unlocked) if there is none. */
+struct region *tars_block_find(const void *ptr);
+/* blocks locked on entry, unlocked on return. */
+void tars_large_free(struct region *r, void *ptr, size_t expect_size,
+    const char *func);
 int tars_key_protect(void *ptr, int prot, const char *func);
-/* Release or re-flag data pages in a fork child. */
-void tars_large_after_fork(struct region *r);
+/* Release or re-flag data pages in a fork child (blocks locked). */
+void tars_large_after_fork(void);
+/* mlock again in a fork child (blocks locked). */
+void tars_large_relock(int strict);
+/* 1 if ptr is in a chunk page (pages.c). */
+int tars_chunk_owns(const void *ptr);
 /* First data page of a large or key block. */
 uint8_t *tars_large_data(const struct region *r);
 
-/* Shared mapping policy: madvise + mlock of fresh data pages.  Sets
- * *flags (R_LOCKED, R_WIPEFORK, R_DONTFORK).  0, or -1 with ENOMEM (strict
- * mlock failure). `p` is locked; its lock stats are updated. */
-int tars_apply_policy(struct tars_pool *p, void *addr, size_t len,
-    uint16_t *flags, int secretmem);
-void tars_unlock_stats(struct tars_pool *p, size_t len, uint16_t flags);
+/* ------------------------------------------------------------------ */
+/* policy.c: page hygiene of fresh data pages                           */
+
+extern atomic_size_t tars_locked_bytes, tars_unlocked_bytes;
+
+/* madvise + mlock of fresh data pages.  Sets *flags (R_LOCKED,
+ * R_UNLOCKED, R_WIPEFORK, R_DONTFORK).  0, or -1 with ENOMEM when a
+ * protection the options ask for could not be applied (an madvise refused
+ * at the VMA limit, or mlock under mlock=2): such pages must not hold a
+ * secret. */
+int tars_apply_policy(void *addr, size_t len, uint16_t *flags, int secretmem);
+/* The bytes of len at flags leave the lock statistics. */
+void tars_unlock_stats(size_t len, uint16_t flags);
+/* mlock again after fork; 1 if locked. */
+int tars_relock_range(void *addr, size_t len, int closed);
 
 /* ------------------------------------------------------------------ */
 /* buf.c                                                                */
@@ -503,40 +351,62 @@ tars_secret_copy(void *dst, const void *src, size_t n)
 }
 
 /*
- * The canary pattern: the byte at address a is tars_g.canary_bytes[a & 7],
- * so it can be written and checked eight aligned bytes at a time (slots are
- * 16-byte aligned, so a slot-relative index gives the same pattern).
+ * The canary pattern of a slot or block: eight bytes derived from its
+ * address and two secrets, repeated (byte i of the slack is byte (i & 7)
+ * of the word, counted from the slot start).  Every slot has its own, so
+ * slack bytes copied from another slot of the same class (a memcpy with
+ * the wrong length) do not match.  The mixer is a bijection keyed on both
+ * sides: one leaked pattern and its address give neither key.  No byte is
+ * 0, so a string terminator written one past the request is caught.
  */
 static inline uint64_t
-tars_canary_word(void)
+tars_canary_word(const void *slot)
 {
-	uint64_t w;
-	__builtin_memcpy(&w, tars_g.canary_bytes, 8);
-	return w;
+	uint64_t x = (uint64_t)(uintptr_t)slot ^ tars_g.canary_key[0];
+	x ^= x >> 32;
+	x *= 0xd6e8feb86659fd93ull;
+	x ^= x >> 32;
+	x *= 0xd6e8feb86659fd93ull;
+	x ^= x >> 32;
+	x ^= tars_g.canary_key[1];
+	/* A zero byte becomes 0x5a (a fixed byte of the word would lose 8
+	 * bits everywhere; this loses a little entropy in one byte of 256). */
+	uint64_t zero = (x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull;
+	if (unlikely(zero != 0)) {
+		for (int i = 0; i < 8; i++) {
+			if (((x >> (8 * i)) & 0xff) == 0) {
+				x |= 0x5aull << (8 * i);
+			}
+		}
+	}
+	return x;
 }
 
+/* Fill [from, to) of the slot at base with base's pattern. */
 static inline void
-tars_canary_fill(uint8_t *from, uint8_t *to)
+tars_canary_fill(const uint8_t *base, uint8_t *from, uint8_t *to)
 {
-	uint64_t w = tars_canary_word();
-	for (; from < to && ((uintptr_t)from & 7); from++) {
-		*from = tars_g.canary_bytes[(uintptr_t)from & 7];
+	uint64_t w = tars_canary_word(base);
+	size_t off = (size_t)(from - base);
+	for (; from < to && (off & 7); from++, off++) {
+		*from = (uint8_t)(w >> (8 * (off & 7)));
 	}
 	for (; to - from >= 8; from += 8) {
 		__builtin_memcpy(from, &w, 8);
 	}
-	for (; from < to; from++) {
-		*from = tars_g.canary_bytes[(uintptr_t)from & 7];
+	for (off = 0; from < to; from++, off++) {
+		*from = (uint8_t)(w >> (8 * off));
 	}
 }
 
-/* The first byte in [from, to) that differs from the pattern, or NULL. */
+/* The first byte in [from, to) that differs from base's pattern, or NULL. */
 static inline const uint8_t *
-tars_canary_find(const uint8_t *from, const uint8_t *to)
+tars_canary_find(const uint8_t *base, const uint8_t *from, const uint8_t *to)
 {
-	uint64_t w = tars_canary_word();
-	for (; from < to && ((uintptr_t)from & 7); from++) {
-		if (*from != tars_g.canary_bytes[(uintptr_t)from & 7]) {
+	uint64_t w = tars_canary_word(base);
+	size_t off = (size_t)(from - base);
+	for (; from < to && (off & 7); from++, off++) {
+		if (*from != (uint8_t)(w >> (8 * (off & 7)))) {
 			return from;
 		}
 	}
@@ -547,8 +417,8 @@ tars_canary_find(const uint8_t *from, const uint8_t *to)
 			break;   /* the byte loop below finds which */
 		}
 	}
-	for (; from < to; from++) {
-		if (*from != tars_g.canary_bytes[(uintptr_t)from & 7]) {
+	for (off = 0; from < to; from++, off++) {
+		if (*from != (uint8_t)(w >> (8 * (off & 7)))) {
 			return from;
 		}
 	}

@@ -376,14 +376,14 @@ Test(api, fresh_blocks_are_junk_filled)
 			size_t s = sizes[i];
 			unsigned char *p = tars_malloc(s);
 			cr_assert_not_null(p);
-			cr_assert(all_bytes(p, s, 0xd0), "malloc(%zu) round %d: not 0xd0",
+			cr_assert(all_bytes(p, s, 0xdf), "malloc(%zu) round %d: not 0xdf",
 			    s, round);
 			unsigned char *k = tars_malloc_key(s);
 			cr_assert_not_null(k);
-			cr_assert(all_bytes(k, s, 0xd0), "malloc_key(%zu): not 0xd0", s);
+			cr_assert(all_bytes(k, s, 0xdf), "malloc_key(%zu): not 0xdf", s);
 			unsigned char *a = tars_aligned_alloc(256, s);
 			cr_assert_not_null(a);
-			cr_assert(all_bytes(a, s, 0xd0), "aligned_alloc(256, %zu)", s);
+			cr_assert(all_bytes(a, s, 0xdf), "aligned_alloc(256, %zu)", s);
 			/* Dirty them: the second round reuses the memory. */
 			memset(p, 0x11, s);
 			memset(k, 0x22, s);
@@ -438,7 +438,7 @@ Test(api, realloc_null_acts_as_malloc)
 		cr_assert_eq(b.mallocs - a.mallocs, 1);
 		cr_assert_eq(b.frees, a.frees);
 		cr_assert_eq(tars_usable_size(p), sizes[i]);
-		cr_assert(all_bytes(p, sizes[i], 0xd0));
+		cr_assert(all_bytes(p, sizes[i], 0xdf));
 		memset(p, 1, sizes[i]);
 		tars_freezero(p, sizes[i]);
 	}

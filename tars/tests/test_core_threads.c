@@ -1,6 +1,7 @@
 /*
  * Threads (suite "threads"): blocks outlive the thread that allocated
- * them, threads spread over the pools, and fork() while another thread is
+ * them, heaps are owned by threads and adopted after they exit, and fork()
+ * while another thread is
  * inside the allocator never deadlocks (.timeout turns a hang into a
  * failure; a forked child also has its own alarm).  No sleeps: threads synchronise through joins, atomics and
  * mutexes only.
@@ -62,7 +63,9 @@ Test(threads, blocks_outlive_their_thread)
 	struct tars_stats s;
 	tars_stats_get(&s);
 	cr_assert_eq(s.live_count, 4 * T);
-	cr_assert_eq(s.pools, 4);
+	/* Each thread exited before the next began: one heap, adopted by
+	 * every later thread. */
+	cr_assert_eq(s.heaps, 1);
 	for (int i = 0; i < T; i++) {
 		cr_assert(m[i].chunk && m[i].large && m[i].key && m[i].zero);
 		cr_assert(check_seeded(m[i].chunk, 100, 1));
@@ -128,11 +131,11 @@ churn_thread(void *arg)
 static void
 child_body(void)
 {
-	/* Every pool must be usable: the statistics lock each of them in
-	 * turn (a lock inherited held would spin forever). */
+	/* The statistics wait until no heap is busy: a heap inherited busy
+	 * (its thread is not in the child) would hang here. */
 	struct tars_stats st;
 	tars_stats_get(&st);
-	if (st.pools != (size_t)tars_option_get("pools")) {
+	if (st.heaps < 2) {   /* this thread's and a churning one's at least */
 		_exit(4);
 	}
 	for (int i = 0; i < 200; i++) {
@@ -205,15 +208,7 @@ Test(threads, fork_while_other_threads_allocate, .timeout = 60)
 	fork_while_allocating();
 }
 
-Test(threads, fork_while_other_threads_allocate_in_one_pool, .timeout = 60)
-{
-	/* One pool: the forking thread and the allocating ones share its
-	 * lock, which is then held at almost every fork. */
-	cr_assert_eq(tars_option_set("pools", 1), 0);
-	fork_while_allocating();
-}
-
-/* ---------------------------------------------------------------- pools */
+/* ---------------------------------------------------------------- heaps */
 
 struct spread {
 	pthread_barrier_t *barrier;
@@ -230,10 +225,10 @@ alloc_one(void *arg)
 	return NULL;
 }
 
-Test(threads, threads_spread_over_the_pools)
+Test(threads, every_thread_owns_a_heap)
 {
-	/* pools=4: four threads allocating one 16-byte block each get four
-	 * different pools, hence four different chunk pages. */
+	/* Four live threads allocating one 16-byte block each own four
+	 * heaps, hence four different chunk pages. */
 	enum { T = 4 };
 	pthread_barrier_t b;
 	cr_assert_eq(pthread_barrier_init(&b, NULL, T), 0);
@@ -249,7 +244,7 @@ Test(threads, threads_spread_over_the_pools)
 	}
 	struct tars_stats st;
 	tars_stats_get(&st);
-	cr_assert_eq(st.pools, 4);
+	cr_assert_eq(st.heaps, T);
 	cr_assert_eq(st.chunk_pages, T, "%zu chunk pages for %d threads", st.chunk_pages, T);
 	uintptr_t mask = ~(uintptr_t)(page_size() - 1);
 	for (int i = 0; i < T; i++) {

@@ -199,10 +199,11 @@ Test(death, double_free_chunk_after_other_frees)
 /*
  * Two emptied chunk pages.  First fit: keep and p[0..62] fill page A,
  * p[63..126] page B, p[127..149] page C.  Freed from the end, C empties
- * first and becomes the class's one kept empty page (spare=1), writable and
- * wiped; B then empties while C is still empty, so B goes to the PROT_NONE
- * cache (or, with cache=0, back to the kernel) and its region is forgotten.
- * stale_b points into B, stale_c into C.
+ * first and becomes the heap's one kept empty page (spare=1), writable and
+ * wiped; B then empties while C is still empty, so the older of the two, C,
+ * goes to the PROT_NONE cache (or, with cache=0, back to the kernel) and
+ * its record is forgotten.  stale_b points into C (released), stale_c into
+ * B (kept).
  */
 static volatile uint8_t *stale_b, *stale_c;
 
@@ -219,8 +220,8 @@ empty_two_pages(long cache)
 		CHILD_CHECK(p[i] != NULL);
 		memset(p[i], 0x5a, 64);
 	}
-	stale_b = p[70];
-	stale_c = p[140];
+	stale_b = p[140];
+	stale_c = p[70];
 	for (int i = 150; i-- > 0;) {
 		tars_free(p[i]);
 	}
@@ -1181,41 +1182,41 @@ Test(death, key_write_end_without_a_scope)
 	    "no write scope open", NULL);
 }
 
-/* ---- pool metadata --------------------------------------------------- */
+/* ---- heap metadata --------------------------------------------------- */
 
 static BUG void
-pool_canary_malloc(void *arg)
+heap_canary_malloc(void *arg)
 {
 	(void)arg;
-	void *p = tars_malloc(16);   /* this thread's pool: pool 0 */
+	void *p = tars_malloc(16);   /* this thread's heap: heap 0 */
 	CHILD_CHECK(p != NULL);
-	volatile uint64_t *c = tars_test_pool_canary();
+	volatile uint64_t *c = tars_test_heap_canary();
 	*c ^= 1;
 	void *q = tars_malloc(16);
 	(void)q;
 	_exit(3);
 }
 
-Test(death, pool_canary_corrupted_then_malloc)
+Test(death, heap_canary_corrupted_then_malloc)
 {
-	EXPECT_TARS_ABORT(pool_canary_malloc, "tars_malloc", "pool canary corrupted", "pool 0");
+	EXPECT_TARS_ABORT(heap_canary_malloc, "tars_malloc", "heap canary corrupted", "heap 0");
 }
 
 static BUG void
-pool_canary_free(void *arg)
+heap_canary_free(void *arg)
 {
 	(void)arg;
 	void *p = tars_malloc(16);
 	CHILD_CHECK(p != NULL);
-	volatile uint64_t *c = tars_test_pool_canary();
+	volatile uint64_t *c = tars_test_heap_canary();
 	*c = 0;
 	tars_free(p);
 	_exit(3);
 }
 
-Test(death, pool_canary_corrupted_then_free)
+Test(death, heap_canary_corrupted_then_free)
 {
-	EXPECT_TARS_ABORT(pool_canary_free, "tars_free", "pool canary corrupted", NULL);
+	EXPECT_TARS_ABORT(heap_canary_free, "tars_free", "heap canary corrupted", NULL);
 }
 
 static void *
@@ -1226,23 +1227,23 @@ thread_free(void *p)
 }
 
 static BUG void
-pool_canary_other_thread(void *arg)
+heap_canary_other_thread(void *arg)
 {
 	(void)arg;
-	void *p = tars_malloc(16);   /* pool 0 */
+	void *p = tars_malloc(16);   /* heap 0 */
 	CHILD_CHECK(p != NULL);
-	volatile uint64_t *c = tars_test_pool_canary();
+	volatile uint64_t *c = tars_test_heap_canary();
 	*c += 1;
-	pthread_t t;   /* enters pool 1, must look in pool 0 for p */
+	pthread_t t;   /* heap 1, hands p to heap 0: checks heap 0 first */
 	CHILD_CHECK(pthread_create(&t, NULL, thread_free, p) == 0);
 	pthread_join(t, NULL);
 	_exit(3);
 }
 
-Test(death, pool_canary_corrupted_seen_from_another_pool)
+Test(death, heap_canary_corrupted_seen_from_another_thread)
 {
-	EXPECT_TARS_ABORT(pool_canary_other_thread, "tars_free", "pool canary corrupted",
-	    "pool 0");
+	EXPECT_TARS_ABORT(heap_canary_other_thread, "tars_free", "heap canary corrupted",
+	    "heap 0");
 }
 
 /* ==== must succeed ===================================================== */

@@ -36,10 +36,9 @@ static const struct opt opts[] = {
 	{"mlock", 0, 2, 1},
 	{"dump", 0, 1, 0},
 	{"fork", 0, 2, 1},
-	{"pools", 1, 64, 4},
 	{"secretmem", 0, 1, 0},
 	{"stats", 0, 1, 0},
-	{"spare", 1, 1024, 64},
+	{"spare", 1, 4096, 128},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -74,7 +73,7 @@ Test(options, the_option_table_is_the_documented_one)
 		cr_assert_eq(d->min, opts[n].min, "%s min", d->name);
 		cr_assert_eq(d->max, opts[n].max, "%s max", d->name);
 		cr_assert_eq(d->def, opts[n].def, "%s default", d->name);
-		cr_assert_eq(d->init_only, strcmp(d->name, "pools") == 0, "%s", d->name);
+		cr_assert_eq(d->init_only, 0, "%s", d->name);   /* none is, since pools retired */
 		cr_assert(d->help != NULL && strlen(d->help) > 10, "%s help", d->name);
 		cr_assert_eq(tars_option_get(d->name), d->def);
 	}
@@ -88,9 +87,7 @@ set_get_all(int after_init)
 {
 	for (size_t i = 0; i < NOPTS; i++) {
 		const struct opt *o = &opts[i];
-		if (after_init && strcmp(o->name, "pools") == 0) {
-			continue;
-		}
+		(void)after_init;
 		long before = tars_option_get(o->name);
 		errno = 0;
 		cr_assert_eq(tars_option_set(o->name, o->min - 1), -1, "%s=%ld", o->name,
@@ -123,13 +120,12 @@ Test(options, set_and_get_every_option_before_init)
 	unsetenv("TARS_OPTIONS");
 	set_get_all(0);
 	/* The values set before init are the ones used. */
-	cr_assert_eq(tars_option_set("pools", 3), 0);
-	void *p = tars_malloc(1);
+	cr_assert_eq(tars_option_set("classes", 0), 0);
+	void *p = tars_malloc(100);
 	cr_assert_not_null(p);
-	struct tars_stats s;
-	tars_stats_get(&s);
-	cr_assert_eq(s.pools, 3);
-	cr_assert_eq(tars_option_get("pools"), 3);
+	cr_assert_eq(tars_option_get("classes"), 0);
+	cr_assert_eq(tars_usable_size(p), 100);
+	cr_assert_eq(tars_slot_size(100), 128);
 	tars_free(p);
 }
 
@@ -167,30 +163,16 @@ Test(options, unknown_names_are_einval)
 	}
 }
 
-Test(options, pools_is_busy_after_the_first_allocation)
+/* Thread-owned heaps replaced the pools in 0.2: the name is gone from the
+ * API, and TARS_OPTIONS says it was retired rather than unknown. */
+Test(options, pools_is_retired)
 {
-	unsetenv("TARS_OPTIONS");
-	cr_assert_eq(tars_option_set("pools", 2), 0);
-	cr_assert_eq(tars_option_set("pools", 5), 0);
-	void *p = tars_malloc(16);
-	cr_assert_not_null(p);
 	errno = 0;
-	cr_assert_eq(tars_option_set("pools", 6), -1);
-	cr_assert_eq(errno, EBUSY);
+	cr_assert_eq(tars_option_set("pools", 4), -1);
+	cr_assert_eq(errno, EINVAL);
 	errno = 0;
-	cr_assert_eq(tars_option_set("pools", 5), -1, "even the current value");
-	cr_assert_eq(errno, EBUSY);
-	errno = 0;
-	cr_assert_eq(tars_option_set("pools", 0), -1);
-	cr_assert_eq(errno, EINVAL, "out of range is EINVAL first");
-	cr_assert_eq(tars_option_get("pools"), 5);
-	struct tars_stats s;
-	tars_stats_get(&s);
-	cr_assert_eq(s.pools, 5);
-	/* Other options remain settable. */
-	cr_assert_eq(tars_option_set("junk", 2), 0);
-	cr_assert_eq(tars_option_set("cache", 0), 0);
-	tars_free(p);
+	cr_assert_eq(tars_option_get("pools"), -1);
+	cr_assert_eq(errno, EINVAL);
 }
 
 /* ---------------------------------------------------------------- env */
@@ -198,16 +180,13 @@ Test(options, pools_is_busy_after_the_first_allocation)
 Test(options, environment_sets_every_option)
 {
 	setenv("TARS_OPTIONS", "junk=2,canary=0,cache=7,classes=0,random=0,mlock=0,"
-	    "dump=1,fork=2,pools=9,secretmem=1,stats=0,spare=5", 1);
-	const long want[NOPTS] = {2, 0, 7, 0, 0, 0, 1, 2, 9, 1, 0, 5};
+	    "dump=1,fork=2,secretmem=1,stats=0,spare=5", 1);
+	const long want[NOPTS] = {2, 0, 7, 0, 0, 0, 1, 2, 1, 0, 5};
 	for (size_t i = 0; i < NOPTS; i++) {
 		cr_assert_eq(tars_option_get(opts[i].name), want[i], "%s", opts[i].name);
 	}
 	void *p = tars_malloc(100);
 	cr_assert_not_null(p);
-	struct tars_stats s;
-	tars_stats_get(&s);
-	cr_assert_eq(s.pools, 9);
 	cr_assert_eq(tars_slot_size(100), 128, "classes=0 from the environment");
 	tars_free(p);
 }
@@ -230,9 +209,9 @@ env_child(void *arg)
 	CHILD_CHECK(p != NULL);
 	tars_free(p);
 	/* The values as seen, for the parent, on stderr after the warnings. */
-	fprintf(stderr, "values junk=%ld cache=%ld pools=%ld classes=%ld canary=%ld\n",
+	fprintf(stderr, "values junk=%ld cache=%ld spare=%ld classes=%ld canary=%ld\n",
 	    tars_option_get("junk"), tars_option_get("cache"),
-	    tars_option_get("pools"), tars_option_get("classes"),
+	    tars_option_get("spare"), tars_option_get("classes"),
 	    tars_option_get("canary"));
 }
 
@@ -246,15 +225,25 @@ Test(options, unknown_name_warns_once_and_is_ignored)
 	    r.err);
 	cr_assert_eq(count_substr(r.err, "tars: warning:"), 1, "\"%s\"", r.err);
 	/* The known options around it still apply. */
-	cr_assert(strstr(r.err, "values junk=0 cache=3 pools=4 classes=1 canary=1") != NULL,
+	cr_assert(strstr(r.err, "values junk=0 cache=3 spare=128 classes=1 canary=1") != NULL,
 	    "\"%s\"", r.err);
+}
+
+Test(options, retired_pools_warns_that_it_is_retired)
+{
+	struct child_result r;
+	tars_run_child(env_child, "pools=4,junk=0", &r);
+	cr_assert(!r.signaled && r.exit_code == 0, "child died: %s", r.err);
+	cr_assert_eq(count_substr(r.err, "tars: warning:"), 1, "\"%s\"", r.err);
+	cr_assert(strstr(r.err, "option 'pools' was retired") != NULL, "\"%s\"", r.err);
+	cr_assert(strstr(r.err, "values junk=0 cache=64 spare=128") != NULL, "\"%s\"", r.err);
 }
 
 Test(options, bad_values_warn_and_are_ignored)
 {
 	const char *cases[] = {
 		"junk=3", "junk=-1", "junk=abc", "junk=1x", "junk=", "junk",
-		"cache=4097", "cache=99999999999999999999999", "pools=0", "pools=65",
+		"cache=4097", "cache=99999999999999999999999", "spare=0", "spare=4097",
 		"classes=2", "junk=0x1", "junk=1.0",
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -267,7 +256,7 @@ Test(options, bad_values_warn_and_are_ignored)
 		    env, r.err);
 		cr_assert_eq(count_substr(r.err, "tars: warning:"), 1, "%s: \"%s\"", env,
 		    r.err);
-		cr_assert(strstr(r.err, "values junk=1 cache=64 pools=4 classes=1 canary=0")
+		cr_assert(strstr(r.err, "values junk=1 cache=64 spare=128 classes=1 canary=0")
 		    != NULL, "%s: the bad value was not ignored: \"%s\"", env, r.err);
 	}
 }
@@ -275,10 +264,10 @@ Test(options, bad_values_warn_and_are_ignored)
 Test(options, good_environment_prints_nothing)
 {
 	struct child_result r;
-	tars_run_child(env_child, "junk=2,cache=100,pools=2,classes=0", &r);
+	tars_run_child(env_child, "junk=2,cache=100,spare=2,classes=0", &r);
 	cr_assert(!r.signaled && r.exit_code == 0, "child died: %s", r.err);
 	cr_assert(strstr(r.err, "tars:") == NULL, "unexpected output: \"%s\"", r.err);
-	cr_assert(strstr(r.err, "values junk=2 cache=100 pools=2 classes=0") != NULL,
+	cr_assert(strstr(r.err, "values junk=2 cache=100 spare=2 classes=0") != NULL,
 	    "\"%s\"", r.err);
 }
 
@@ -293,24 +282,24 @@ Test(options, junk_0_does_not_fill_fresh_blocks)
 		unsigned char *p = tars_malloc(sizes[i]);
 		unsigned char *k = tars_malloc_key(sizes[i]);
 		cr_assert(p != NULL && k != NULL);
-		cr_assert(!all_bytes(p, sizes[i], 0xd0), "malloc(%zu) junk-filled", sizes[i]);
-		cr_assert(!all_bytes(k, sizes[i], 0xd0), "malloc_key(%zu) junk-filled",
+		cr_assert(!all_bytes(p, sizes[i], 0xdf), "malloc(%zu) junk-filled", sizes[i]);
+		cr_assert(!all_bytes(k, sizes[i], 0xdf), "malloc_key(%zu) junk-filled",
 		    sizes[i]);
-		/* Freed with junk=0 means zeroed: reuse finds no 0xd0 either. */
-		memset(p, 0xd0, sizes[i]);
+		/* Freed with junk=0 means zeroed: reuse finds no 0xdf either. */
+		memset(p, 0xdf, sizes[i]);
 		tars_free(p);
 		tars_free(k);
 	}
 	for (int i = 0; i < 64; i++) {
 		unsigned char *p = tars_malloc(64);
 		cr_assert_not_null(p);
-		cr_assert(!all_bytes(p, 64, 0xd0));
+		cr_assert(!all_bytes(p, 64, 0xdf));
 		tars_free(p);
 	}
 	/* And junk=1 switched on at run time fills again. */
 	cr_assert_eq(tars_option_set("junk", 1), 0);
 	unsigned char *p = tars_malloc(100);
-	cr_assert(all_bytes(p, 100, 0xd0));
+	cr_assert(all_bytes(p, 100, 0xdf));
 	tars_free(p);
 }
 
@@ -470,9 +459,10 @@ Test(options, random_1_scatters_slots)
 }
 
 static void
-churn_pages(size_t npages, size_t *cached, uint64_t *munmaps)
+churn_pages(size_t npages, size_t *cached, uint64_t *released)
 {
-	/* 2048-byte slots: two per page. */
+	/* 2048-byte slots: two per page; one empty page kept writable. */
+	cr_assert_eq(tars_option_set("spare", 1), 0);
 	void **p = calloc(2 * npages, sizeof(*p));
 	cr_assert_not_null(p);
 	for (size_t i = 0; i < 2 * npages; i++) {
@@ -486,7 +476,7 @@ churn_pages(size_t npages, size_t *cached, uint64_t *munmaps)
 	}
 	tars_stats_get(&b);
 	*cached = b.cached_pages;
-	*munmaps = b.munmaps - a.munmaps;
+	*released = b.released_pages - a.released_pages;
 	free(p);
 }
 
@@ -497,7 +487,8 @@ Test(options, cache_bounds_the_kept_pages)
 	uint64_t unmapped;
 	churn_pages(100, &cached, &unmapped);
 	cr_assert_eq(cached, 10, "cache=10 kept %zu pages", cached);
-	cr_assert_geq(unmapped, 80, "only %llu munmaps", (unsigned long long)unmapped);
+	cr_assert_eq(unmapped, 100 - 10 - 1, "%llu pages released",
+	    (unsigned long long)unmapped);
 }
 
 Test(options, cache_0_unmaps_empty_pages)
@@ -507,18 +498,7 @@ Test(options, cache_0_unmaps_empty_pages)
 	uint64_t unmapped;
 	churn_pages(100, &cached, &unmapped);
 	cr_assert_eq(cached, 0);
-	cr_assert_geq(unmapped, 90, "only %llu munmaps", (unsigned long long)unmapped);
-}
-
-Test(options, pools_from_the_environment)
-{
-	setenv("TARS_OPTIONS", "pools=1", 1);
-	void *p = tars_malloc(1);
-	cr_assert_not_null(p);
-	struct tars_stats s;
-	tars_stats_get(&s);
-	cr_assert_eq(s.pools, 1);
-	tars_free(p);
+	cr_assert_eq(unmapped, 100 - 1, "%llu pages released", (unsigned long long)unmapped);
 }
 
 static void

@@ -190,7 +190,9 @@ Test(pages, mlock_0_locks_nothing)
 Test(pages, cached_pages_keep_their_policy_when_reused)
 {
 	int lock = can_lock(1 << 20);
-	/* 64 pages of 2048-byte slots, freed into the cache, then reused. */
+	/* 64 pages of 2048-byte slots, freed into the cache (spare=1), then
+	 * reused. */
+	cr_assert_eq(tars_option_set("spare", 1), 0);
 	enum { N = 128 };
 	void *p[N];
 	for (int round = 0; round < 2; round++) {
@@ -849,8 +851,7 @@ Test(mlock, strict_fork_child_never_uses_unlocked_pages)
 		cr_skip_test("RLIMIT_MEMLOCK too small to lock 1 MiB here");
 	}
 	cr_assert_eq(tars_option_set("mlock", 2), 0);
-	/* One pool: the child allocates from the parent's pool. */
-	cr_assert_eq(tars_option_set("pools", 1), 0);
+	/* The child's thread adopts the parent's heap (the only one). */
 	/* Chunk pages with free slots, locked here. */
 	void *p[16];
 	for (int i = 0; i < 16; i++) {
