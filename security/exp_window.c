@@ -38,6 +38,7 @@ static void emit_states(const char *key, const struct sec_pagestates *ps)
 	js_open(key);
 	js_u64("rw", ps->rw);
 	js_u64("none", ps->none);
+	js_u64("none_resident", ps->none_resident);
 	js_u64("other", ps->other);
 	js_u64("unmapped", ps->unmapped);
 	js_close();

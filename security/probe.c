@@ -295,8 +295,13 @@ void sec_pages_classify(const uint64_t *pages, size_t n, struct sec_pagestates *
 			out->unmapped++;
 		else if (m->perm[0] == 'r' && m->perm[1] == 'w')
 			out->rw++;
-		else if (m->perm[0] == '-' && m->perm[1] == '-' && m->perm[2] == '-')
+		else if (m->perm[0] == '-' && m->perm[1] == '-' && m->perm[2] == '-') {
+			unsigned char v = 0;
+
 			out->none++;
+			if (mincore((void *)(uintptr_t)pages[i], sec_cfg.page, &v) == 0 && (v & 1))
+				out->none_resident++;
+		}
 		else
 			out->other++;
 	}

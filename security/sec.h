@@ -206,6 +206,9 @@ const struct sec_map *sec_maps_find(const struct sec_maps *maps, uintptr_t addr)
  * another protection, or not mapped. */
 struct sec_pagestates {
 	size_t rw, none, other, unmapped;
+	size_t none_resident;   /* of the PROT_NONE ones, resident (mincore):
+	                         * a cache still holding (wiped) bytes, where
+	                         * the rest are bare address reservations */
 };
 void sec_pages_classify(const uint64_t *pages, size_t n, struct sec_pagestates *out);
 

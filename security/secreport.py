@@ -199,13 +199,15 @@ def window_md(w):
                             if rc["bytes"] and rc[k])
         stats = r.get("page_stats_after_free")
         trs.append([r["label"], r["blocks"], r["pages"],
-                    "%d / %d / %d / %d" % (pf["rw"], pf["none"], pf["other"], pf["unmapped"]),
+                    "%d / %d (%d resident) / %d / %d" % (pf["rw"], pf["none"], pf["none_resident"],
+                                                         pf["other"], pf["unmapped"]),
                     "%d KiB" % (r["freed_rw_bytes"] >> 10), content or "-",
                     "%d / %d" % (r["scan_windows"], r["scan_full"]),
                     ", ".join("%s %d" % kv for kv in stats.items()) if stats else "-",
                     "-" if r.get("locked_bytes_after_free") is None
                     else "%d KiB" % (r["locked_bytes_after_free"] >> 10)])
-    md.append(table(["case", "blocks", "pages", "after free: rw / PROT_NONE / other / unmapped",
+    md.append(table(["case", "blocks", "pages",
+                     "after free: rw / PROT_NONE (resident) / other / unmapped",
                      "writable freed bytes", "readable freed bytes hold", "secret found "
                      "(windows / full)", "tars page statistics after free",
                      "tars locked bytes after free"], trs))
@@ -324,9 +326,9 @@ def summary(doc):
             if "error" in r:
                 out.append("  %-22s failed: %s" % (r["label"], r["error"]))
                 continue
-            out.append("  %-22s %7d blocks %7d KiB rw, %4d KiB PROT_NONE, copies %d" % (
-                r["label"], r["blocks"], r["freed_rw_bytes"] >> 10,
-                r["freed_none_bytes"] >> 10, r["scan_windows"]))
+            out.append("  %-22s %7d blocks %5d KiB rw, %6d KiB PROT_NONE (%d KiB resident), copies %d" % (
+                r["label"], r["blocks"], r["freed_rw_bytes"] >> 10, r["freed_none_bytes"] >> 10,
+                r["freed_none_resident_bytes"] >> 10, r["scan_windows"]))
         for r in w["churn"]:
             if "error" in r:
                 continue

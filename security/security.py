@@ -579,6 +579,7 @@ def window_row(label, rec):
                                     "freed_rw_bytes", "freed_none_bytes", "readable_content",
                                     "scan_live_full", "scan_full", "scan_windows",
                                     "scan_bytes")})
+    row["freed_none_resident_bytes"] = res["pages_freed"]["none_resident"] * doc["page_size"]
     row["options"] = {k: doc["options"][k] for k in ("spare", "cache", "junk")
                       if k in doc.get("options", {})}
     row["stat_changes"] = stat_changes(res)
