@@ -57,6 +57,7 @@ include tars/tars.mk
 -include plots/plots.mk
 -include tune/tune.mk
 -include fuzz/fuzz.mk
+-include security/security.mk
 
 .PHONY: all test test-san test-asan test-ubsan test-tsan clean help
 all: lib

@@ -79,7 +79,10 @@ tars_chunk_record_size(unsigned cls)
 	size_t total = tars_g.page_size / slot_size(cls);
 	size_t words = (total + 63) / 64;
 	size_t b = sizeof(struct chunk_info) + 2 * words * 8 + total * 2;
-	return (b + 15) & ~(size_t)15;
+	/* Whole cache lines: records of pages owned by different threads
+	 * sit side by side, and their owners write them on every malloc and
+	 * free (false sharing cost 3x in a two-thread churn). */
+	return (b + 63) & ~(size_t)63;
 }
 
 void
@@ -115,7 +118,7 @@ tars_chunk_record_init(struct chunk_info *ci, uint8_t *page, unsigned cls,
 static struct chunk_info *
 adopt_page(struct tars_heap *h, struct chunk_info *ci)
 {
-	heap_list_insert(h, ci, TARS_OPT(random));
+	heap_list_insert(h, ci, TARS_OPT(random), 0);
 	heap_empty_push(h, ci);
 	if (ci->cls == 0) {
 		h->zero_pages++;
@@ -125,23 +128,32 @@ adopt_page(struct tars_heap *h, struct chunk_info *ci)
 	return ci;
 }
 
+/* Whether ci is empty and may leave its class: not the class's last page
+ * (a loop over a few sizes then never touches the page source), not a
+ * page of size-0 slots when carving (PROT_NONE), not queued (waiting for
+ * its collection). */
+static int
+may_leave(struct tars_heap *h, struct chunk_info *ci)
+{
+	return ci->nfree == ci->total && h->listed[ci->cls] > 1 &&
+	    !atomic_load_explicit(&ci->queued, memory_order_relaxed);
+}
+
 struct chunk_info *
 tars_chunk_refill(struct tars_heap *h, unsigned cls)
 {
 	tars_heap_collect(h);
-	struct chunk_info *ci = heap_pick_page(h, cls, TARS_OPT(random));
+	struct chunk_info *ci = heap_pick_page(h, cls, TARS_OPT(random), 0);
 	if (ci != NULL) {
 		return ci;
 	}
-	/* The oldest empty page of another class, unless it is that class's
-	 * last page (a page of size-0 slots is PROT_NONE and never carved
-	 * again; a queued one waits for its collection). */
-	if (cls != 0) {
-		for (struct chunk_info *e = h->empty_old; e != NULL; e = e->enext) {
-			if (e->flags & CI_NOACCESS || h->listed[e->cls] <= 1 ||
-			    atomic_load_explicit(&e->queued, memory_order_relaxed)) {
-				continue;
-			}
+	/* The oldest empty page of another class. */
+	struct chunk_info *e = h->empty_old;
+	while (cls != 0 && e != NULL) {
+		struct chunk_info *next = e->enext;
+		if (e->nfree != e->total) {
+			heap_empty_unlink(h, e);   /* used again since it emptied */
+		} else if (!(e->flags & CI_NOACCESS) && may_leave(h, e)) {
 			heap_empty_unlink(h, e);
 			heap_list_remove(h, e);
 			h->chunk_pages--;
@@ -149,19 +161,42 @@ tars_chunk_refill(struct tars_heap *h, unsigned cls)
 			if (n == NULL) {
 				/* No record: the page goes back where it was. */
 				h->chunk_pages++;
-				heap_list_insert(h, e, TARS_OPT(random));
+				heap_list_insert(h, e, TARS_OPT(random), 0);
 				heap_empty_push(h, e);
 				return NULL;
 			}
 			h->recarved++;
 			return adopt_page(h, n);
 		}
+		e = next;
 	}
 	ci = tars_pages_take(h, cls);
 	if (ci == NULL) {
 		return NULL;
 	}
 	return adopt_page(h, ci);
+}
+
+/*
+ * Release the oldest empty pages while the empty list holds more than
+ * `spare` (dropping the entries used again since they emptied).  A class's
+ * last page stays whatever its age, so the heap may keep up to one page
+ * per class beyond `spare`.
+ */
+void
+tars_heap_trim(struct tars_heap *h)
+{
+	size_t spare = (size_t)TARS_OPT(spare);
+	struct chunk_info *ci = h->empty_old;
+	while (h->nempty > spare && ci != NULL) {
+		struct chunk_info *next = ci->enext;
+		if (ci->nfree != ci->total) {
+			heap_empty_unlink(h, ci);
+		} else if (may_leave(h, ci)) {
+			tars_chunk_release(h, ci);
+		}
+		ci = next;
+	}
 }
 
 /* ---- release ----------------------------------------------------------- */
@@ -234,13 +269,13 @@ tars_chunk_size_mismatch(const void *ptr, size_t expect, size_t size, const char
 size_t
 tars_chunk_requested(struct chunk_info *ci, const void *ptr, const char *func)
 {
-	return ci_req(ci)[chunk_live_slot(ci, ptr, func)] & ~REQ_CANARY;
+	return ci_req(ci)[chunk_live_slot(ci, ptr, func, 0)] & ~REQ_CANARY;
 }
 
 size_t
 tars_chunk_usable(struct chunk_info *ci, const void *ptr, const char *func)
 {
-	uint16_t req = ci_req(ci)[chunk_live_slot(ci, ptr, func)];
+	uint16_t req = ci_req(ci)[chunk_live_slot(ci, ptr, func, 0)];
 	if (ci->cls == 0) {
 		return 0;
 	}

@@ -206,13 +206,14 @@ tars_size_class_calc(size_t size, long scheme)
 	return 5 + (k - 6) * 4 + (unsigned)((size - 1 - ((size_t)1 << k)) >> (k - 2));
 }
 
-/* [scheme][(size + 15) / 16]: every class boundary is a multiple of 16. */
+/* [scheme][(size + 15) / 16]: every class boundary is a multiple of 16.
+ * The scheme is option `classes`, 0 or 1 (the option table says so). */
 extern uint8_t tars_class_table[2][TARS_CHUNK_MAX / 16 + 1];
 
 static inline unsigned
 tars_size_class(size_t size, long scheme)
 {
-	return tars_class_table[scheme != 0][(size + 15) >> 4];
+	return tars_class_table[scheme & 1][(size + 15) >> 4];
 }
 
 /* ------------------------------------------------------------------ */
@@ -249,10 +250,21 @@ void tars_remote_free(struct tars_heap *me, struct chunk_info *ci, void *ptr,
 /* ------------------------------------------------------------------ */
 /* Lists, inline                                                        */
 
-static inline void
-heap_list_insert(struct tars_heap *h, struct chunk_info *ci, int random)
+/* A random byte of h's stream.  fast: the caller checked that enough are
+ * buffered (no refill call, so the fast paths stay leaf functions). */
+static inline __attribute__((always_inline)) unsigned
+heap_rand_u8(struct tars_heap *h, const int fast)
 {
-	unsigned l = random ? (tars_rand_u8(&h->rnd) & (TARS_NLISTS - 1)) : 0;
+	if (!fast) {
+		return tars_rand_u8(&h->rnd);
+	}
+	return h->rnd.buf[--h->rnd.avail];
+}
+
+static inline __attribute__((always_inline)) void
+heap_list_insert(struct tars_heap *h, struct chunk_info *ci, long random, const int fast)
+{
+	unsigned l = random ? (heap_rand_u8(h, fast) & (TARS_NLISTS - 1)) : 0;
 	struct chunk_info **head = &h->lists[ci->cls][l];
 	ci->next = *head;
 	if (*head != NULL) {
@@ -285,7 +297,13 @@ heap_list_remove(struct tars_heap *h, struct chunk_info *ci)
 	}
 }
 
-/* The empty pages: the newest at empty_new, the oldest at empty_old. */
+/*
+ * The empty list: pages that became empty, oldest first.  It is lazy: a
+ * page joins when it empties (unless it is on the list already) and stays
+ * there when it is used again, so a page that empties and fills over and
+ * over costs no list work; whoever walks the list (trim, carving) drops
+ * the entries that are no longer empty.
+ */
 static inline void
 heap_empty_push(struct tars_heap *h, struct chunk_info *ci)
 {
@@ -322,16 +340,27 @@ heap_empty_unlink(struct tars_heap *h, struct chunk_info *ci)
 /* ------------------------------------------------------------------ */
 /* The slot routine                                                     */
 
+/*
+ * Every piece below takes `fast`, a compile-time constant.  The general
+ * path (fast = 0) reports what it finds (a bogus pointer, a double free, a
+ * canary) and calls out of line when it must (a random refill, a page to
+ * release).  The fast paths in malloc.c (fast = 1) are the same code with
+ * those calls replaced by "not done": every check comes before the first
+ * change, so giving up leaves nothing half done, and with no call left the
+ * compiler makes them leaf functions without a stack frame.  The general
+ * path then does the operation again, and reports what the fast one saw.
+ */
+
 /* A page of the class with a free slot: from a random list when several
  * pages have room, else the one there is; NULL if none. */
-static inline struct chunk_info *
-heap_pick_page(struct tars_heap *h, unsigned cls, long random)
+static inline __attribute__((always_inline)) struct chunk_info *
+heap_pick_page(struct tars_heap *h, unsigned cls, long random, const int fast)
 {
 	if (h->listed[cls] <= 1 || !random) {
 		return h->current[cls];
 	}
 	struct chunk_info **lists = h->lists[cls];
-	unsigned start = tars_rand_u8(&h->rnd);
+	unsigned start = heap_rand_u8(h, fast);
 	for (unsigned i = 0; i < TARS_NLISTS; i++) {
 		struct chunk_info *ci = lists[(start + i) & (TARS_NLISTS - 1)];
 		if (ci != NULL) {
@@ -341,22 +370,82 @@ heap_pick_page(struct tars_heap *h, unsigned cls, long random)
 	return NULL;
 }
 
-/* The first free slot at or after a random index (wrapping). */
-static inline unsigned
-chunk_pick_slot(struct tars_heap *h, struct chunk_info *ci, long random)
+#define NO_SLOT 0xffffffffu
+#define WALK_MAX 16                  /* free slots few enough to count */
+/* Random bytes a fast allocation may take: a page pick, two for each of
+ * at most three slot draws, and two for a counted pick. */
+#define FAST_RAND_BYTES 9
+
+static inline __attribute__((always_inline)) unsigned
+heap_rand_u16(struct tars_heap *h, const int fast)
+{
+	unsigned hi = heap_rand_u8(h, fast);
+	return (hi << 8) | heap_rand_u8(h, fast);
+}
+
+/* A slot index uniform over [0, n): one byte when n divides 256 (every
+ * class whose slot count is a power of two), else two. */
+static inline __attribute__((always_inline)) unsigned
+heap_rand_below(struct tars_heap *h, unsigned n, const int fast)
+{
+	if (likely((n & (n - 1)) == 0)) {
+		return (heap_rand_u8(h, fast) * n) >> 8;
+	}
+	return (heap_rand_u16(h, fast) * n) >> 16;
+}
+
+/*
+ * A free slot of the page, chosen uniformly among its free slots (random),
+ * or the first one (random=0).  Three regimes, by how many slots are free:
+ *   - at least a quarter: indices drawn uniformly over the page until one
+ *     is free (two draws when half or more is free, else three); a free
+ *     index is then uniform over the free slots;
+ *   - at most WALK_MAX (or every draw missed with that few): the k-th free
+ *     slot, k uniform, counted through the bitmap;
+ *   - in between, after missed draws: the first free slot after the last
+ *     draw (biased towards slots after long runs of used ones).
+ * A draw over n is 8 bits when n divides 256, else 16 bits: an 8-bit one
+ * scaled to 85 slots favours some by a third.  NO_SLOT (fast) if the bitmap says the page is full, which its
+ * count denies.
+ */
+static inline __attribute__((always_inline)) unsigned
+chunk_pick_slot(struct tars_heap *h, struct chunk_info *ci, long random, const int fast)
 {
 	unsigned total = ci->total;
+	unsigned words = ci->words;
 	unsigned start = 0;
 	if (random) {
-		start = total <= 256 ? (tars_rand_u8(&h->rnd) * total) >> 8
-		                     : (tars_rand_u16(&h->rnd) * total) >> 16;
+		unsigned nfree = ci->nfree;
+		unsigned draws = 2 * nfree >= total ? 2 : 4 * nfree >= total ? 3 : 0;
+		for (unsigned t = 0; t < draws; t++) {
+			start = heap_rand_below(h, total, fast);
+			if (likely(map_load(ci, start >> 6) & (1ull << (start & 63)))) {
+				return start;
+			}
+		}
+		if (nfree <= WALK_MAX) {
+			unsigned k = heap_rand_below(h, nfree, fast);
+			for (unsigned w = 0; w < words; w++) {
+				for (uint64_t m = map_load(ci, w); m != 0; m &= m - 1) {
+					if (k-- == 0) {
+						return (w << 6) + (unsigned)__builtin_ctzll(m);
+					}
+				}
+			}
+			if (fast) {
+				return NO_SLOT;
+			}
+			tars_chunk_no_slot(ci);
+		}
+		if (draws == 0) {
+			start = heap_rand_below(h, total, fast);
+		}
 	}
 	unsigned w = start >> 6;
 	uint64_t m = map_load(ci, w) & (~0ull << (start & 63));
 	if (likely(m != 0)) {
 		return (w << 6) + (unsigned)__builtin_ctzll(m);
 	}
-	unsigned words = ci->words;
 	for (unsigned i = 1; i <= words; i++) {
 		unsigned ww = w + i >= words ? w + i - words : w + i;
 		m = map_load(ci, ww);
@@ -367,7 +456,52 @@ chunk_pick_slot(struct tars_heap *h, struct chunk_info *ci, long random)
 			return (ww << 6) + (unsigned)__builtin_ctzll(m);
 		}
 	}
+	if (fast) {
+		return NO_SLOT;
+	}
 	tars_chunk_no_slot(ci);
+}
+
+/*
+ * The slot's canary, a word at a time: the word holding the first slack
+ * byte merges the pattern with the fill of the request's last bytes
+ * (`fill`: what the allocation put there), so no byte loop is needed;
+ * every later word up to the slot end is the pattern.  Slots are 16-byte
+ * aligned, so the words are aligned too.
+ */
+static inline uint64_t
+chunk_canary_mask(size_t size)
+{
+	return (size & 7) ? ~0ull << (8 * (size & 7)) : ~0ull;
+}
+
+static inline void
+chunk_canary_fill(uint8_t *slot, size_t size, size_t ssize, uint8_t fill)
+{
+	uint64_t w = tars_canary_word(slot);
+	uint64_t keep = chunk_canary_mask(size);
+	size_t a = size & ~(size_t)7;
+	uint64_t first = (w & keep) | ((0x0101010101010101ull * fill) & ~keep);
+	__builtin_memcpy(slot + a, &first, 8);
+	for (a += 8; a < ssize; a += 8) {
+		__builtin_memcpy(slot + a, &w, 8);
+	}
+}
+
+/* 1 if the slack [size, ssize) still holds the slot's pattern. */
+static inline int
+chunk_canary_intact(const uint8_t *slot, size_t size, size_t ssize)
+{
+	uint64_t w = tars_canary_word(slot);
+	size_t a = size & ~(size_t)7;
+	uint64_t v;
+	__builtin_memcpy(&v, slot + a, 8);
+	uint64_t diff = (v ^ w) & chunk_canary_mask(size);
+	for (a += 8; a < ssize; a += 8) {
+		__builtin_memcpy(&v, slot + a, 8);
+		diff |= v ^ w;
+	}
+	return diff == 0;
 }
 
 /*
@@ -375,40 +509,47 @@ chunk_pick_slot(struct tars_heap *h, struct chunk_info *ci, long random)
  * unless the slot still holds the free junk the last free left (junk=1
  * then costs no fill), with junk=2 that junk verified, and the slack
  * behind the request filled with the slot's canary pattern.  NULL when the
- * class has no page with a free slot: the caller refills.
+ * class has no page with a free slot (the caller refills), or, fast, when
+ * anything needs the general path.
  */
 static inline __attribute__((always_inline)) void *
 chunk_alloc_slot(struct tars_heap *h, size_t size, unsigned cls, int zero,
-    const char *func)
+    const char *func, const int fast)
 {
 	const struct tars_options *o = tars_opt;
 	long random = tars_opt_load(&o->random);
-	struct chunk_info *ci = heap_pick_page(h, cls, random);
+	long junk = tars_opt_load(&o->junk);
+	if (fast && (unlikely(h->rnd.avail < FAST_RAND_BYTES) || unlikely(junk == 2))) {
+		return NULL;
+	}
+	struct chunk_info *ci = heap_pick_page(h, cls, random, fast);
 	if (unlikely(ci == NULL)) {
 		return NULL;
 	}
-	unsigned slot = chunk_pick_slot(h, ci, random);
+	unsigned slot = chunk_pick_slot(h, ci, random, fast);
+	if (fast && unlikely(slot == NO_SLOT)) {
+		return NULL;
+	}
 	unsigned w = slot >> 6;
 	uint64_t bit = 1ull << (slot & 63);
 	unsigned ssize = ci->size;
 	uint8_t *ptr = ci->page + (size_t)slot * ssize;
 	if (unlikely(xfree_load(ci, w) & bit)) {
 		/* Free here, and freed again by another thread. */
+		if (fast) {
+			return NULL;
+		}
 		tars_chunk_double_free(ptr, "freed by two threads", func);
 	}
 	map_store(ci, w, map_load(ci, w) & ~bit);
-	if (unlikely(ci->nfree == ci->total)) {
-		heap_empty_unlink(h, ci);
-	}
 	if (unlikely(--ci->nfree == 0)) {
 		heap_list_remove(h, ci);
 	}
 	uint16_t r = (uint16_t)size;
 	if (likely(cls != 0)) {
-		long junk = tars_opt_load(&o->junk);
 		size_t fill = (size + 15) & ~(size_t)15;   /* whole 16-byte units */
 		int junked = (ci->flags & CI_JUNKED) != 0;
-		if (unlikely(junk == 2) && junked) {
+		if (!fast && unlikely(junk == 2) && junked) {
 			tars_chunk_junk_check(ptr, ssize, func);
 		}
 		if (zero) {
@@ -417,7 +558,7 @@ chunk_alloc_slot(struct tars_heap *h, size_t size, unsigned cls, int zero,
 			tars_fill16(ptr, TARS_FREE_JUNK, fill);
 		}
 		if (size < ssize && tars_opt_load(&o->canary)) {
-			tars_canary_fill(ptr, ptr + size, ptr + ssize);
+			chunk_canary_fill(ptr, size, ssize, zero || junk == 0 ? 0 : TARS_FREE_JUNK);
 			r |= REQ_CANARY;
 		}
 	}
@@ -428,87 +569,132 @@ chunk_alloc_slot(struct tars_heap *h, size_t size, unsigned cls, int zero,
 	return ptr;
 }
 
-/* Validates that ptr is the start of a slot of ci's page; its index. */
-static inline unsigned
-chunk_slot_of(struct chunk_info *ci, const void *ptr, const char *func)
+/* Validates that ptr is the start of a slot of ci's page; its index, or
+ * NO_SLOT (fast). */
+static inline __attribute__((always_inline)) unsigned
+chunk_slot_of(struct chunk_info *ci, const void *ptr, const char *func, const int fast)
 {
 	size_t off = (size_t)((const uint8_t *)ptr - ci->page);
 	unsigned slot = (unsigned)((off * ci->magic) >> 32);
 	if (unlikely((size_t)slot * ci->size != off || slot >= ci->total)) {
+		if (fast) {
+			return NO_SLOT;
+		}
 		tars_chunk_bad_pointer(ci, ptr, func);
 	}
 	return slot;
 }
 
-/* Validates an allocated slot: its index, else a precise abort. */
-static inline unsigned
-chunk_live_slot(struct chunk_info *ci, const void *ptr, const char *func)
+/* Validates an allocated slot: its index, else a precise abort (NO_SLOT,
+ * fast). */
+static inline __attribute__((always_inline)) unsigned
+chunk_live_slot(struct chunk_info *ci, const void *ptr, const char *func, const int fast)
 {
-	unsigned slot = chunk_slot_of(ci, ptr, func);
+	unsigned slot = chunk_slot_of(ci, ptr, func, fast);
+	if (fast && unlikely(slot == NO_SLOT)) {
+		return NO_SLOT;
+	}
 	uint64_t bit = 1ull << (slot & 63);
 	if (unlikely(map_load(ci, slot >> 6) & bit)) {
+		if (fast) {
+			return NO_SLOT;
+		}
 		tars_chunk_double_free(ptr, "chunk slot is already free", func);
 	}
 	if (unlikely(xfree_load(ci, slot >> 6) & bit)) {
+		if (fast) {
+			return NO_SLOT;
+		}
 		tars_chunk_double_free(ptr, "already freed by another thread", func);
 	}
 	return slot;
 }
 
-/* Checks the slack canary and wipes the slot (free junk, or zeros with
- * junk=0: the page then no longer holds free junk everywhere). */
-static inline __attribute__((always_inline)) void
-chunk_check_wipe(struct chunk_info *ci, uint8_t *ptr, uint16_t req, const char *func)
+/* Checks the slack canary: 1 if intact (fast), else reports it. */
+static inline __attribute__((always_inline)) int
+chunk_canary_ok(uint8_t *ptr, uint16_t req, unsigned ssize, const char *func,
+    const int fast)
 {
-	unsigned ssize = ci->size;
 	if (req & REQ_CANARY) {
 		size_t size = req & ~REQ_CANARY;
-		const uint8_t *bad = tars_canary_find(ptr, ptr + size, ptr + ssize);
-		if (unlikely(bad != NULL)) {
-			tars_chunk_canary_fail(ptr, bad, size, func);
+		if (unlikely(!chunk_canary_intact(ptr, size, ssize))) {
+			if (fast) {
+				return 0;
+			}
+			tars_chunk_canary_fail(ptr, tars_canary_find(ptr, ptr + size, ptr + ssize),
+			    size, func);
 		}
 	}
-	if (likely(TARS_OPT(junk) >= 1)) {
+	return 1;
+}
+
+/* Wipes a freed slot: free junk, or zeros with junk=0 (two constant
+ * fills: a variable byte would cost a broadcast on the hot path). */
+static inline void
+chunk_wipe(uint8_t *ptr, unsigned ssize, long junk)
+{
+	if (likely(junk >= 1)) {
 		tars_wipe16(ptr, TARS_FREE_JUNK, ssize);
 	} else {
 		tars_wipe16(ptr, 0, ssize);
 	}
 }
 
-/* h entered and owning ci's page. */
-static inline __attribute__((always_inline)) void
+/* h entered and owning ci's page.  1 when freed; 0 (fast only) when the
+ * general path must do it. */
+static inline __attribute__((always_inline)) int
 chunk_free_local(struct tars_heap *h, struct chunk_info *ci, void *ptr, size_t expect,
-    const char *func)
+    const char *func, const int fast)
 {
-	unsigned slot = chunk_live_slot(ci, ptr, func);
+	const struct tars_options *o = tars_opt;
+	unsigned slot = chunk_live_slot(ci, ptr, func, fast);
+	if (fast && unlikely(slot == NO_SLOT)) {
+		return 0;
+	}
 	uint16_t req = ci_req(ci)[slot];
 	if (unlikely(expect != (size_t)-1 && expect != (size_t)(req & ~REQ_CANARY))) {
 		tars_chunk_size_mismatch(ptr, expect, req & ~REQ_CANARY, func);
 	}
-	if (likely(!(ci->flags & (CI_NOACCESS | CI_GONE)))) {
-		chunk_check_wipe(ci, ptr, req, func);
-		if (unlikely(TARS_OPT(junk) == 0)) {
-			ci->flags &= (uint8_t)~CI_JUNKED;
+	unsigned flags = ci->flags;
+	unsigned nfree = ci->nfree + 1u;
+	long random = tars_opt_load(&o->random);
+	if (fast && (unlikely(flags & (CI_NOACCESS | CI_NOLIST)) ||
+	    (unlikely(nfree == 1) && random && unlikely(h->rnd.avail == 0)) ||
+	    (unlikely(nfree == ci->total) && unlikely(h->nempty + !ci->in_empty >
+	    (size_t)tars_opt_load(&o->spare))))) {
+		return 0;   /* a page to release, a refill, or a trim */
+	}
+	if (likely(!(flags & (CI_NOACCESS | CI_GONE)))) {
+		if (!chunk_canary_ok(ptr, req, ci->size, func, fast)) {
+			return 0;
+		}
+		long junk = tars_opt_load(&o->junk);
+		chunk_wipe(ptr, ci->size, junk);
+		if (unlikely(junk == 0) && (flags & CI_JUNKED)) {
+			ci->flags = (uint8_t)(flags & ~CI_JUNKED);
 		}
 	}
 	unsigned w = slot >> 6;
 	map_store(ci, w, map_load(ci, w) | (1ull << (slot & 63)));
-	unsigned nfree = ++ci->nfree;
-	if (unlikely(ci->flags & CI_NOLIST)) {
+	ci->nfree = (uint16_t)nfree;
+	if (!fast && unlikely(flags & CI_NOLIST)) {
 		if (nfree == ci->total) {
 			tars_chunk_release(h, ci);
 		}
-		return;
+		return 1;
 	}
 	if (unlikely(nfree == 1)) {
-		heap_list_insert(h, ci, TARS_OPT(random));
+		heap_list_insert(h, ci, random, fast);
 	}
 	if (unlikely(nfree == ci->total)) {
-		heap_empty_push(h, ci);
-		if (unlikely(h->nempty > (size_t)TARS_OPT(spare))) {
+		if (!ci->in_empty) {
+			heap_empty_push(h, ci);
+		}
+		if (!fast && unlikely(h->nempty > (size_t)tars_opt_load(&o->spare))) {
 			tars_heap_trim(h);
 		}
 	}
+	return 1;
 }
 
 #pragma GCC visibility pop

@@ -204,8 +204,9 @@ tars_heap_wait(struct tars_heap *h)
 {
 	(void)h;
 	int saved = errno;
-	while (atomic_load_explicit(&tars_quiesce, memory_order_acquire) != 0) {
-		if (futex(&tars_quiesce, FUTEX_WAIT, 1) != 0 && errno != EAGAIN &&
+	int q;
+	while ((q = atomic_load_explicit(&tars_quiesce, memory_order_acquire)) & QUIESCE_ON) {
+		if (futex(&tars_quiesce, FUTEX_WAIT, q) != 0 && errno != EAGAIN &&
 		    errno != EINTR) {
 			tars_fatal("tars_heap_wait", "futex wait: %s", strerror(errno));
 		}
@@ -217,8 +218,8 @@ tars_heap_wait(struct tars_heap *h)
 void
 tars_quiesce_begin(void)
 {
-	atomic_store_explicit(&tars_quiesce, 1, memory_order_seq_cst);
-	if (!tars_g.entry_fence && tars_os_membarrier() != 0) {
+	int q = atomic_fetch_or_explicit(&tars_quiesce, QUIESCE_ON, memory_order_seq_cst);
+	if (!(q & QUIESCE_FENCE) && tars_os_membarrier() != 0) {
 		tars_fatal("tars_quiesce", "membarrier failed: %s", strerror(errno));
 	}
 	struct tars_heap *mine = tars_tls_heap;
@@ -240,7 +241,7 @@ tars_quiesce_begin(void)
 void
 tars_quiesce_end(void)
 {
-	atomic_store_explicit(&tars_quiesce, 0, memory_order_release);
+	atomic_fetch_and_explicit(&tars_quiesce, ~QUIESCE_ON, memory_order_release);
 	int saved = errno;
 	if (futex(&tars_quiesce, FUTEX_WAKE, 0x7fffffff) < 0) {
 		tars_fatal("tars_quiesce", "futex wake: %s", strerror(errno));
@@ -271,7 +272,7 @@ tars_heaps_after_fork(void)
 	if (heap_key_made) {
 		(void)pthread_setspecific(heap_key, NULL);
 	}
-	atomic_store_explicit(&tars_quiesce, 0, memory_order_relaxed);
+	atomic_fetch_and_explicit(&tars_quiesce, ~QUIESCE_ON, memory_order_relaxed);
 }
 
 /* ---- collection of remote frees ----------------------------------------- */
@@ -318,9 +319,9 @@ tars_heap_collect(struct tars_heap *h)
 				}
 			} else {
 				if (before == 0) {
-					heap_list_insert(h, ci, random);
+					heap_list_insert(h, ci, random, 0);
 				}
-				if (ci->nfree == ci->total) {
+				if (ci->nfree == ci->total && !ci->in_empty) {
 					heap_empty_push(h, ci);
 				}
 			}
@@ -329,27 +330,6 @@ tars_heap_collect(struct tars_heap *h)
 	}
 	if (h->nempty > (size_t)TARS_OPT(spare)) {
 		tars_heap_trim(h);
-	}
-}
-
-/*
- * Release the oldest empty pages beyond `spare`.  A class's last listed
- * page stays whatever its age, so a malloc/free loop never makes a system
- * call; the heap may so keep up to one page per class beyond `spare`.  A
- * page on the pending stack is released after its collection.
- */
-void
-tars_heap_trim(struct tars_heap *h)
-{
-	size_t spare = (size_t)TARS_OPT(spare);
-	struct chunk_info *ci = h->empty_old;
-	while (h->nempty > spare && ci != NULL) {
-		struct chunk_info *next = ci->enext;
-		if (h->listed[ci->cls] > 1 &&
-		    !atomic_load_explicit(&ci->queued, memory_order_relaxed)) {
-			tars_chunk_release(h, ci);
-		}
-		ci = next;
 	}
 }
 

@@ -18,7 +18,7 @@
  * every thread of the process), then loads every heap's busy.  Either the
  * owner sees the flag and backs off, or the quiescer sees busy and waits.
  * Where membarrier is unavailable (old kernels, seccomp, valgrind, TSan),
- * entries pay a full fence instead (tars_g.entry_fence).
+ * entries pay a full fence instead (QUIESCE_FENCE).
  *
  * Heaps outlive threads: a thread that exits leaves its heap on the
  * abandoned list, and the next thread that needs one adopts it, live
@@ -102,6 +102,15 @@ tars_heap_ok(const struct tars_heap *h)
 	return h->canary1 == (tars_g.secret ^ (uintptr_t)h) && h->canary2 == ~h->canary1;
 }
 
+/* The fast paths' check: the first canary only (the heap is alone in its
+ * page between guard pages, so only a wild write can reach it, and that
+ * the general path's full check, on every other entry, also sees). */
+static inline int
+tars_heap_ok_fast(const struct tars_heap *h)
+{
+	return h->canary1 == (tars_g.secret ^ (uintptr_t)h);
+}
+
 /* Checks the heap canaries; aborts naming func. */
 static inline void
 tars_heap_check(const struct tars_heap *h, const char *func)
@@ -111,38 +120,62 @@ tars_heap_check(const struct tars_heap *h, const char *func)
 	}
 }
 
+/* tars_quiesce: QUIESCE_ON while a quiescent point is under way;
+ * QUIESCE_FENCE for good when membarrier is unavailable (entries then
+ * fence, and the fast paths, which do not, always give way). */
+#define QUIESCE_ON 1
+#define QUIESCE_FENCE 2
+
 /*
- * Enter h (the caller's own heap).  Nested entries (a public function
- * calling another) only count.  1 if entered; 0 if a quiescent point is
- * under way (the entry is undone), for the fast paths to fall back to the
- * general path, which waits.
+ * The fast paths' entry: busy raised, 0 if the fast path may go on; else
+ * (a quiescent point, or fence mode) the entry is undone and the caller
+ * takes the general path.  Nested or not, the old depth is restored by
+ * tars_heap_leave_fast(h, depth).
  */
 static inline int
-tars_heap_try_enter(struct tars_heap *h)
+tars_heap_try_enter_fast(struct tars_heap *h, unsigned *depth)
 {
 	unsigned b = atomic_load_explicit(&h->busy, memory_order_relaxed);
 	atomic_store_explicit(&h->busy, b + 1, memory_order_relaxed);
-	if (likely(b != 0)) {
-		return 1;
-	}
-	if (unlikely(tars_g.entry_fence)) {
-		atomic_thread_fence(memory_order_seq_cst);
-	} else {
-		atomic_signal_fence(memory_order_seq_cst);
-	}
-	/* Acquire (a plain load on x86): what a quiescer
-	 * read happens before what this entry writes. */
-	if (unlikely(atomic_load_explicit(&tars_quiesce, memory_order_acquire))) {
-		atomic_store_explicit(&h->busy, 0, memory_order_release);
+	atomic_signal_fence(memory_order_seq_cst);
+	/* Acquire (a plain load on x86): what a quiescer read happens
+	 * before what this entry writes. */
+	if (unlikely(atomic_load_explicit(&tars_quiesce, memory_order_acquire) != 0)) {
+		atomic_store_explicit(&h->busy, b, memory_order_release);
 		return 0;
 	}
+	*depth = b;
 	return 1;
 }
 
 static inline void
+tars_heap_leave_fast(struct tars_heap *h, unsigned depth)
+{
+	atomic_store_explicit(&h->busy, depth, memory_order_release);
+}
+
+/* Enter h (the caller's own heap); nested entries only count.  Waits out
+ * a quiescent point. */
+static inline void
 tars_heap_enter(struct tars_heap *h)
 {
-	while (unlikely(!tars_heap_try_enter(h))) {
+	for (;;) {
+		unsigned b = atomic_load_explicit(&h->busy, memory_order_relaxed);
+		atomic_store_explicit(&h->busy, b + 1, memory_order_relaxed);
+		if (likely(b != 0)) {
+			return;
+		}
+		int q = atomic_load_explicit(&tars_quiesce, memory_order_relaxed);
+		if (unlikely(q & QUIESCE_FENCE)) {
+			atomic_thread_fence(memory_order_seq_cst);
+		} else {
+			atomic_signal_fence(memory_order_seq_cst);
+		}
+		q = atomic_load_explicit(&tars_quiesce, memory_order_acquire);
+		if (likely(!(q & QUIESCE_ON))) {
+			return;
+		}
+		atomic_store_explicit(&h->busy, 0, memory_order_release);
 		tars_heap_wait(h);
 	}
 }

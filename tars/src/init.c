@@ -108,10 +108,13 @@ tars_init_slow(void)
 	}
 #if defined(__SANITIZE_THREAD__)
 	/* TSan does not model membarrier: entries fence, which it does. */
-	tars_g.entry_fence = 1;
+	int fence = 1;
 #else
-	tars_g.entry_fence = tars_os_membarrier_register() != 0;
+	int fence = tars_os_membarrier_register() != 0;
 #endif
+	if (fence) {
+		atomic_fetch_or(&tars_quiesce, QUIESCE_FENCE);
+	}
 	atomic_store_explicit(&tars_g.ready, 1, memory_order_release);
 	tars_init_unlock();
 	errno = saved;

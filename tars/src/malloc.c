@@ -20,13 +20,18 @@
 static inline void *
 chunk_alloc(struct tars_heap *h, size_t size, unsigned cls, int zero, const char *func)
 {
-	void *p = chunk_alloc_slot(h, size, cls, zero, func);
+	if (h->rnd.avail < FAST_RAND_BYTES) {
+		/* The fast path wants that many bytes at hand: refill now
+		 * rather than send it here for each of the last few. */
+		tars_rand_refill(&h->rnd);
+	}
+	void *p = chunk_alloc_slot(h, size, cls, zero, func, 0);
 	if (unlikely(p == NULL)) {
 		if (tars_chunk_refill(h, cls) == NULL) {
 			errno = ENOMEM;
 			return NULL;
 		}
-		p = chunk_alloc_slot(h, size, cls, zero, func);
+		p = chunk_alloc_slot(h, size, cls, zero, func, 0);
 	}
 	return p;
 }
@@ -56,7 +61,7 @@ free_in(struct tars_heap *h, void *ptr, size_t expect, const char *func)
 	struct chunk_info *ci = tars_page_info(ptr);
 	if (likely(ci != NULL)) {
 		if (likely(ci->heap == h && h != NULL)) {
-			chunk_free_local(h, ci, ptr, expect, func);
+			(void)chunk_free_local(h, ci, ptr, expect, func, 0);
 		} else {
 			tars_remote_free(h, ci, ptr, expect, func);
 		}
@@ -114,15 +119,24 @@ block_info(const void *ptr, size_t *size, size_t *usable, const char *func)
 	return kind;
 }
 
+/*
+ * The fast paths: the caller's heap, entered, and the slot routine with
+ * fast = 1 (no call, no stack frame).  Anything else, including a
+ * corrupted heap (which the general path reports), goes the general way.
+ */
 void *
 tars_malloc(size_t size)
 {
 	struct tars_heap *h = tars_tls_heap;
-	if (likely(h != NULL && size - 1 < TARS_CHUNK_MAX) && likely(tars_heap_try_enter(h))) {
-		tars_heap_check(h, "tars_malloc");
-		unsigned cls = tars_size_class(size, TARS_OPT(classes));
-		void *p = chunk_alloc_slot(h, size, cls, 0, "tars_malloc");
-		tars_heap_leave(h);
+	unsigned depth;
+	if (likely(h != NULL && size - 1 < TARS_CHUNK_MAX) &&
+	    likely(tars_heap_try_enter_fast(h, &depth))) {
+		void *p = NULL;
+		if (likely(tars_heap_ok_fast(h))) {
+			unsigned cls = tars_size_class(size, TARS_OPT(classes));
+			p = chunk_alloc_slot(h, size, cls, 0, "tars_malloc", 1);
+		}
+		tars_heap_leave_fast(h, depth);
 		if (likely(p != NULL)) {
 			return p;
 		}
@@ -148,15 +162,15 @@ tars_free(void *ptr)
 		return;
 	}
 	struct tars_heap *h = tars_tls_heap;
-	if (likely(h != NULL) && likely(tars_heap_try_enter(h))) {
-		tars_heap_check(h, "tars_free");
+	unsigned depth;
+	if (likely(h != NULL) && likely(tars_heap_try_enter_fast(h, &depth))) {
 		struct chunk_info *ci = tars_page_info(ptr);
-		if (likely(ci != NULL && ci->heap == h)) {
-			chunk_free_local(h, ci, ptr, NO_SIZE, "tars_free");
-			tars_heap_leave(h);
+		int done = likely(ci != NULL && ci->heap == h) && likely(tars_heap_ok_fast(h)) &&
+		    chunk_free_local(h, ci, ptr, NO_SIZE, "tars_free", 1);
+		tars_heap_leave_fast(h, depth);
+		if (likely(done)) {
 			return;
 		}
-		tars_heap_leave(h);
 	}
 	free_slow(ptr, NO_SIZE, "tars_free");
 }

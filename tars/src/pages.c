@@ -100,10 +100,11 @@ tars_pages_init(void)
 
 /* ---- metadata ----------------------------------------------------------- */
 
+/* Metadata in whole cache lines (see tars_chunk_record_size). */
 static void *
 meta_alloc(size_t len)
 {
-	len = (len + 15) & ~(size_t)15;
+	len = (len + 63) & ~(size_t)63;
 	if (meta_left < len) {
 		uint8_t *m = tars_os_map(NULL, META_AREA, PROT_READ | PROT_WRITE, MAP_PRIVATE, -1);
 		if (m == NULL) {

@@ -42,14 +42,16 @@ tars_remote_free(struct tars_heap *me, struct chunk_info *ci, void *ptr,
 {
 	/* The owner's heap is written below (its pending stack): check it. */
 	tars_heap_check(ci->heap, func);
-	unsigned slot = chunk_live_slot(ci, ptr, func);
+	unsigned slot = chunk_live_slot(ci, ptr, func, 0);
 	uint16_t req = ci_req(ci)[slot];
 	if (expect != (size_t)-1 && expect != (size_t)(req & ~REQ_CANARY)) {
 		tars_chunk_size_mismatch(ptr, expect, req & ~REQ_CANARY, func);
 	}
-	if (!(ci->flags & (CI_NOACCESS | CI_GONE))) {
-		chunk_check_wipe(ci, ptr, req, func);
-		if (TARS_OPT(junk) == 0) {
+	if (!(__atomic_load_n(&ci->flags, __ATOMIC_RELAXED) & (CI_NOACCESS | CI_GONE))) {
+		long junk = TARS_OPT(junk);
+		(void)chunk_canary_ok(ptr, req, ci->size, func, 0);
+		chunk_wipe(ptr, ci->size, junk);
+		if (junk == 0) {
 			__atomic_store_n(&ci->xzeroed, 1, __ATOMIC_RELAXED);
 		}
 	}

@@ -34,12 +34,12 @@ count_record(struct chunk_info *ci, void *arg)
 	s->live_count += live;
 	w->records++;
 	w->empty += ci->in_empty;
-	s->empty_pages += ci->in_empty && ci->cls != 0;
+	s->empty_pages += ci->nfree == ci->total && ci->cls != 0 &&
+	    !(ci->flags & CI_NOLIST);
 	w->listed += ci->pprev != NULL;
-	if (ci->in_empty && (ci->nfree != ci->total || ci->pprev == NULL)) {
-		tars_fatal("tars_stats_get", "chunk metadata corrupted: page %p is on the "
-		    "empty list with %u of %u slots free", (void *)ci->page, ci->nfree,
-		    ci->total);
+	if (ci->nfree == ci->total && !ci->in_empty && !(ci->flags & CI_NOLIST)) {
+		tars_fatal("tars_stats_get", "chunk metadata corrupted: page %p is empty "
+		    "but not on its heap's empty list", (void *)ci->page);
 	}
 	if (ci->cls == 0 || live == 0) {
 		return;

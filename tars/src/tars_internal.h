@@ -195,7 +195,6 @@ struct tars_global {
 	size_t chunk_max;            /* min(page/2, TARS_CHUNK_MAX) */
 	uint64_t secret;             /* heap canary secret */
 	uint64_t canary_key[2];      /* keys of the per-slot canary pattern */
-	int entry_fence;             /* heap entries fence (no membarrier) */
 	atomic_int basic_ready;      /* page size and options set (release) */
 	atomic_int ready;
 	int relock_pending;          /* fork child: pages to mlock again */
@@ -355,31 +354,20 @@ tars_secret_copy(void *dst, const void *src, size_t n)
  * address and two secrets, repeated (byte i of the slack is byte (i & 7)
  * of the word, counted from the slot start).  Every slot has its own, so
  * slack bytes copied from another slot of the same class (a memcpy with
- * the wrong length) do not match.  The mixer is a bijection keyed on both
- * sides: one leaked pattern and its address give neither key.  No byte is
- * 0, so a string terminator written one past the request is caught.
+ * the wrong length) do not match.  The low bit of every byte is set, so no
+ * byte is 0 and a string terminator written one past the request is
+ * caught; that leaves 56 secret bits a slot.  (The mixer is one multiply:
+ * the canary catches overflows and copies, it is not meant to survive an
+ * attacker who can already read memory.)
  */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "canary words are little-endian");
+
 static inline uint64_t
 tars_canary_word(const void *slot)
 {
-	uint64_t x = (uint64_t)(uintptr_t)slot ^ tars_g.canary_key[0];
-	x ^= x >> 32;
-	x *= 0xd6e8feb86659fd93ull;
-	x ^= x >> 32;
-	x *= 0xd6e8feb86659fd93ull;
-	x ^= x >> 32;
-	x ^= tars_g.canary_key[1];
-	/* A zero byte becomes 0x5a (a fixed byte of the word would lose 8
-	 * bits everywhere; this loses a little entropy in one byte of 256). */
-	uint64_t zero = (x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull;
-	if (unlikely(zero != 0)) {
-		for (int i = 0; i < 8; i++) {
-			if (((x >> (8 * i)) & 0xff) == 0) {
-				x |= 0x5aull << (8 * i);
-			}
-		}
-	}
-	return x;
+	uint64_t x = ((uint64_t)(uintptr_t)slot ^ tars_g.canary_key[0]) * 0x9e3779b97f4a7c15ull;
+	x ^= x >> 29;
+	return (x ^ tars_g.canary_key[1]) | 0x0101010101010101ull;
 }
 
 /* Fill [from, to) of the slot at base with base's pattern. */

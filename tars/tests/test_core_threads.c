@@ -258,3 +258,180 @@ Test(threads, every_thread_owns_a_heap)
 	}
 	pthread_barrier_destroy(&b);
 }
+
+/* ------------------------------------------------------- remote frees */
+
+struct batch {
+	void **p;
+	size_t n;
+};
+
+static void *
+free_batch(void *arg)
+{
+	struct batch *b = arg;
+	for (size_t i = 0; i < b->n; i++) {
+		tars_free(b->p[i]);
+	}
+	return NULL;
+}
+
+/*
+ * Blocks freed by another thread are wiped at once and wait for their
+ * heap, counted once: as pending, not live.  The owner collects them when
+ * its class runs out of slots, and reuses their slots.
+ */
+Test(threads, remote_frees_are_pending_then_collected)
+{
+	cr_assert_eq(tars_option_set("random", 0), 0);
+	enum { N = 512 };   /* 8 pages of 64-byte slots */
+	void *p[N];
+	for (int i = 0; i < N; i++) {
+		p[i] = tars_malloc(64);
+		cr_assert_not_null(p[i]);
+		memset(p[i], 0x5a, 64);
+	}
+	struct tars_stats a;
+	tars_stats_get(&a);
+	cr_assert_eq(a.live_count, N);
+	cr_assert_eq(a.pending_slots, 0);
+	struct batch b = {p, N};
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, free_batch, &b), 0);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	struct tars_stats c;
+	tars_stats_get(&c);
+	cr_assert_eq(c.live_count, 0);
+	cr_assert_eq(c.pending_slots, N, "%zu pending", c.pending_slots);
+	cr_assert_eq(c.remote_frees - a.remote_frees, N);
+	cr_assert_eq(c.frees - a.frees, N);
+	for (int i = 0; i < N; i++) {
+		cr_assert(all_bytes(p[i], 64, 0xdf), "slot %d not wiped by the freeing thread", i);
+	}
+	/* The heap has no free 64-byte slot left but the pending ones: the
+	 * next allocations collect them, with no new page. */
+	void *q[N];
+	for (int i = 0; i < N; i++) {
+		q[i] = tars_malloc(64);
+		cr_assert_not_null(q[i]);
+	}
+	struct tars_stats d;
+	tars_stats_get(&d);
+	cr_assert_eq(d.pending_slots, 0);
+	cr_assert_eq(d.live_count, N);
+	cr_assert_eq(d.chunk_pages, c.chunk_pages, "collected slots were not reused");
+	cr_assert_eq(d.syscalls, c.syscalls);
+	for (int i = 0; i < N; i++) {
+		tars_free(q[i]);
+	}
+}
+
+/* A thread that exits with live blocks: its heap, blocks included, is
+ * adopted by the next thread; frees from the main thread in between go
+ * to the abandoned heap, and the adopter collects them. */
+static void *
+alloc_and_leave(void *arg)
+{
+	struct batch *b = arg;
+	for (size_t i = 0; i < b->n; i++) {
+		b->p[i] = tars_malloc(32 + i % 200);
+		if (b->p[i] == NULL) {
+			return (void *)1;
+		}
+		memset(b->p[i], (int)(i & 0xff), 32 + i % 200);
+	}
+	return NULL;
+}
+
+Test(threads, an_exited_threads_heap_is_adopted_with_its_blocks)
+{
+	enum { N = 300 };
+	void *p[N], *q[N];
+	struct batch b = {p, N}, c = {q, N};
+	pthread_t t;
+	void *rv;
+	tars_free(tars_malloc(1));   /* this thread's heap first: heap 0 */
+	cr_assert_eq(pthread_create(&t, NULL, alloc_and_leave, &b), 0);
+	cr_assert_eq(pthread_join(t, &rv), 0);
+	cr_assert_null(rv);
+	for (int i = 0; i < N; i += 2) {
+		tars_free(p[i]);   /* to the abandoned heap */
+	}
+	struct tars_stats s0;
+	tars_stats_get(&s0);
+	cr_assert_eq(s0.pending_slots, N / 2);
+	cr_assert_eq(s0.heaps, 2);
+	cr_assert_eq(pthread_create(&t, NULL, alloc_and_leave, &c), 0);
+	cr_assert_eq(pthread_join(t, &rv), 0);
+	cr_assert_null(rv);
+	struct tars_stats s1;
+	tars_stats_get(&s1);
+	cr_assert_eq(s1.heaps, 2, "the second thread adopted the first one's heap");
+	cr_assert_eq(s1.live_count, N / 2 + N);
+	cr_assert_leq(s1.pending_slots, s0.pending_slots, "pending slots only get collected");
+	for (int i = 1; i < N; i += 2) {
+		cr_assert(all_bytes(p[i], 1, (unsigned char)(i & 0xff)));
+		tars_free(p[i]);
+	}
+	for (int i = 0; i < N; i++) {
+		tars_free(q[i]);
+	}
+	struct tars_stats s2;
+	tars_stats_get(&s2);
+	cr_assert_eq(s2.live_count, 0);
+}
+
+/* fork() with blocks of several threads' heaps live: the child frees them
+ * all (its own heap and the others', which it adopts or hands back) and
+ * allocates from them. */
+static void *
+alloc_many(void *arg)
+{
+	struct batch *b = arg;
+	return alloc_and_leave(b);
+}
+
+static void
+child_frees_everything(void *arg)
+{
+	struct batch *b = arg;
+	for (size_t k = 0; k < 4; k++) {
+		for (size_t i = 0; i < b[k].n; i++) {
+			tars_free(b[k].p[i]);
+		}
+	}
+	for (int i = 0; i < 2000; i++) {
+		void *x = tars_malloc((size_t)i % 300);
+		CHILD_CHECK(x != NULL);
+		tars_free(x);
+	}
+	struct tars_stats s;
+	tars_stats_get(&s);
+	CHILD_CHECK(s.live_count == 0);
+	_exit(0);
+}
+
+Test(threads, a_fork_child_frees_blocks_of_every_heap)
+{
+	enum { N = 200, T = 3 };
+	void *p[T + 1][N];
+	struct batch b[T + 1];
+	for (int k = 0; k <= T; k++) {
+		b[k] = (struct batch){p[k], N};
+	}
+	/* Three threads allocate and stay alive, each with its own heap. */
+	pthread_t t[T];
+	for (int k = 0; k < T; k++) {
+		cr_assert_eq(pthread_create(&t[k], NULL, alloc_many, &b[k]), 0);
+	}
+	for (int k = 0; k < T; k++) {
+		cr_assert_eq(pthread_join(t[k], NULL), 0);
+	}
+	cr_assert_null(alloc_and_leave(&b[T]));   /* and this thread */
+	EXPECT_EXIT0(child_frees_everything, b);
+	for (int k = 0; k <= T; k++) {
+		for (int i = 0; i < N; i++) {
+			tars_free(p[k][i]);
+		}
+	}
+}

@@ -6,12 +6,10 @@
  * the key words of the fault on the same line.  Guard-page and PROT_NONE
  * hits are SIGSEGV with no message (the library installs no handler).
  *
- * Every child runs twice.  Criterion's worker has had threads, so glibc
- * keeps __libc_single_threaded at 0 in its fork children too, and tars then
- * takes its general (locked) paths.  A program that never starts a thread
- * takes the leaf fast paths of tars_malloc/tars_free (chunk.h) instead, and
- * their checks must catch the same bugs: the second run says that the child
- * (which really has a single thread after fork) is single-threaded.
+ * Every child runs twice: as forked (one thread), and with a second thread
+ * idling beside it for the whole run.  tars's fast paths do not depend on
+ * the number of threads (every thread owns its heap), and the same bugs
+ * must be caught the same way in both.
  *
  * Bug bodies write and read through volatile pointers and are noinline, so
  * the optimizer cannot prove them undefined and delete them.
@@ -22,11 +20,11 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/single_threaded.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -38,24 +36,33 @@
 #define BUG __attribute__((noinline, optimize(0)))
 
 /*
- * How a child runs: as forked (the general paths), or single-threaded (the
- * fast paths; see the top of the file).
+ * How a child runs: as forked, or with an idle second thread (see the top
+ * of the file).
  */
-enum { THREADED, SINGLE, NMODES };
-static const char *const mode_name[NMODES] = {"as forked", "single-threaded"};
+enum { ALONE, IDLE_THREAD, NMODES };
+static const char *const mode_name[NMODES] = {"as forked", "beside an idle thread"};
 
 struct trampoline {
 	void (*fn)(void *);
 	void *arg;
 };
 
+static void *
+idle_thread(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		pause();
+	}
+	return NULL;
+}
+
 static void
-run_single(void *arg)
+run_beside_idle(void *arg)
 {
 	const struct trampoline *t = arg;
-	/* True: fork left this process one thread.  glibc only never sets
-	 * it back after the parent has had threads. */
-	__libc_single_threaded = 1;
+	pthread_t th;
+	CHILD_CHECK(pthread_create(&th, NULL, idle_thread, NULL) == 0);
 	t->fn(t->arg);
 }
 
@@ -63,8 +70,8 @@ static void
 run_child(void (*fn)(void *), void *arg, int mode, struct child_result *r)
 {
 	struct trampoline t = {fn, arg};
-	if (mode == SINGLE) {
-		tars_run_child(run_single, &t, r);
+	if (mode == IDLE_THREAD) {
+		tars_run_child(run_beside_idle, &t, r);
 	} else {
 		tars_run_child(fn, arg, r);
 	}
@@ -1180,6 +1187,189 @@ Test(death, key_write_end_without_a_scope)
 {
 	expect_death(key_end_unopened, (void *)1, SIGABRT, "tars: tars_key_write_end(): ",
 	    "no write scope open", NULL);
+}
+
+/* ---- frees from another thread (remote.c) --------------------------- */
+
+struct remote {
+	void *p;
+	int twice;
+};
+
+static void *
+remote_free_thread(void *arg)
+{
+	struct remote *r = arg;
+	tars_free(r->p);
+	if (r->twice) {
+		tars_free(r->p);
+	}
+	return NULL;
+}
+
+/* Frees r.p on another thread (which owns no block of it). */
+static void
+free_on_another_thread(void *p, int twice)
+{
+	struct remote r = {p, twice};
+	pthread_t t;
+	CHILD_CHECK(pthread_create(&t, NULL, remote_free_thread, &r) == 0);
+	CHILD_CHECK(pthread_join(t, NULL) == 0);
+}
+
+static BUG void
+remote_double_free(void *arg)
+{
+	(void)arg;
+	void *p = tars_malloc(64);
+	CHILD_CHECK(p != NULL);
+	free_on_another_thread(p, 1);   /* the second free waits for no owner */
+	_exit(3);
+}
+
+Test(death, remote_double_free_same_thread)
+{
+	EXPECT_TARS_ABORT(remote_double_free, "tars_free", "double free",
+	    "already freed by another thread");
+}
+
+static BUG void
+remote_then_owner_free(void *arg)
+{
+	(void)arg;
+	void *p = tars_malloc(64);
+	CHILD_CHECK(p != NULL);
+	free_on_another_thread(p, 0);   /* waits, wiped, for this heap */
+	tars_free(p);
+	_exit(3);
+}
+
+Test(death, remote_free_then_owner_free)
+{
+	EXPECT_TARS_ABORT(remote_then_owner_free, "tars_free", "double free",
+	    "already freed by another thread");
+}
+
+static BUG void
+owner_then_remote_free(void *arg)
+{
+	(void)arg;
+	void *keep = tars_malloc(64);   /* the page stays */
+	void *p = tars_malloc(64);
+	CHILD_CHECK(p != NULL && keep != NULL);
+	tars_free(p);
+	free_on_another_thread(p, 0);
+	_exit(3);
+}
+
+Test(death, owner_free_then_remote_free)
+{
+	EXPECT_TARS_ABORT(owner_then_remote_free, "tars_free", "double free",
+	    "chunk slot is already free");
+}
+
+static BUG void
+remote_bogus_pointer(void *arg)
+{
+	(void)arg;
+	uint8_t *p = tars_malloc(64);
+	CHILD_CHECK(p != NULL);
+	free_on_another_thread(p + 16, 0);
+	_exit(3);
+}
+
+Test(death, remote_free_of_an_interior_pointer)
+{
+	EXPECT_TARS_ABORT(remote_bogus_pointer, "tars_free", "bogus pointer",
+	    "not the start of a 64-byte slot");
+}
+
+static BUG void
+remote_canary(void *arg)
+{
+	(void)arg;
+	volatile uint8_t *p = tars_malloc(40);   /* slot 48: 8 bytes of canary */
+	CHILD_CHECK(p != NULL);
+	p[41] = 0;
+	free_on_another_thread((void *)p, 0);
+	_exit(3);
+}
+
+Test(death, remote_free_with_a_corrupted_canary)
+{
+	EXPECT_TARS_ABORT(remote_canary, "tars_free", "chunk canary corrupted",
+	    "byte 1 past the 40 requested");
+}
+
+/* Two threads free the same block at the same moment (spin barrier): the
+ * second to set the slot's bit in the xfree bitmap sees it set, or, if the
+ * first was quicker, finds the slot already waiting. */
+struct race {
+	void *p;
+	atomic_int go;
+};
+
+static void *
+race_free(void *arg)
+{
+	struct race *r = arg;
+	atomic_fetch_add(&r->go, 1);
+	while (atomic_load(&r->go) < 2) {
+	}
+	tars_free(r->p);
+	return NULL;
+}
+
+static BUG void
+remote_double_free_race(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 1000; i++) {
+		struct race r = {tars_malloc(64), 0};
+		CHILD_CHECK(r.p != NULL);
+		pthread_t a, b;
+		CHILD_CHECK(pthread_create(&a, NULL, race_free, &r) == 0);
+		CHILD_CHECK(pthread_create(&b, NULL, race_free, &r) == 0);
+		pthread_join(a, NULL);
+		pthread_join(b, NULL);
+	}
+	_exit(3);
+}
+
+Test(death, double_free_racing_on_two_threads)
+{
+	EXPECT_TARS_ABORT(remote_double_free_race, "tars_free", "double free", NULL);
+}
+
+/* The owner and another thread free the same block at the same moment:
+ * caught by whichever looks second, or, if neither saw the other, when
+ * the slot is handed out again or collected - never handed out twice. */
+
+static BUG void
+owner_remote_double_free_race(void *arg)
+{
+	(void)arg;
+	set_option("random", 0);   /* the freed slot is handed out next */
+	for (int i = 0; i < 1000; i++) {
+		struct race r = {tars_malloc(64), 0};
+		CHILD_CHECK(r.p != NULL);
+		pthread_t b;
+		CHILD_CHECK(pthread_create(&b, NULL, race_free, &r) == 0);
+		(void)race_free(&r);   /* the owner's side */
+		pthread_join(b, NULL);
+		/* Hand the slot out again (first fit), and collect. */
+		for (int k = 0; k < 200; k++) {
+			CHILD_CHECK(tars_malloc(64) != NULL);
+		}
+	}
+	_exit(3);
+}
+
+Test(death, double_free_racing_owner_and_another_thread)
+{
+	/* tars_free() or tars_malloc(), whichever finds it. */
+	expect_death(owner_remote_double_free_race, NULL, SIGABRT, "tars: tars_",
+	    "double free", NULL);
 }
 
 /* ---- heap metadata --------------------------------------------------- */
