@@ -11,6 +11,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 python3 compare/run.py --bin "$bindir" --backends "$backends" --results "$tmp" \
 	--scale tiny --rounds 2 --run test --no-latest
+python3 compare/test_suite.py
 python3 compare/check_csv.py "$tmp/test"
 
 # A mislinked binary must be caught: glibc's binary with jemalloc preloaded.
