@@ -340,6 +340,10 @@ void run_batches(op_fn op, void *ctx, size_t first, size_t n, size_t b,
  * emitted). */
 int run_reps(const struct measure_key *k, op_fn op, void *ctx, double rep_seconds,
     const char *unit_op);
+/* The same, every repetition made of whole granules of operations (a
+ * burst: K allocations and K frees), whatever its time budget says. */
+int run_reps_whole(const struct measure_key *k, op_fn op, void *ctx, double rep_seconds,
+    const char *unit_op, size_t granule);
 
 /* Latency rows: ns_per_op (median of the repetition means), the batch-mean
  * percentiles batch_p50_ns/batch_p99_ns/batch_p999_ns, the per-operation

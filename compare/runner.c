@@ -171,6 +171,21 @@ void compare_emit_latency(const struct measure_key *k, const double *rep_means,
 int run_reps(const struct measure_key *k, op_fn op, void *ctx, double rep_seconds,
     const char *unit_op)
 {
+	return run_reps_whole(k, op, ctx, rep_seconds, unit_op, 1);
+}
+
+/* Ops first .. first+n-1, untimed except for the batch and single samples
+ * run_batches files (t may be NULL); r accumulates. */
+static void run_more(op_fn op, void *ctx, size_t first, size_t n, size_t b, size_t s,
+    struct timing *t, struct run_result *r)
+{
+	if (n > 0)
+		run_batches(op, ctx, first, n, b, s, t, r);
+}
+
+int run_reps_whole(const struct measure_key *k, op_fn op, void *ctx, double rep_seconds,
+    const char *unit_op, size_t granule)
+{
 	int reps = compare_cfg.reps;
 	double means[64];
 	struct timing t;
@@ -185,6 +200,17 @@ int run_reps(const struct measure_key *k, op_fn op, void *ctx, double rep_second
 	}
 	next = r.done;
 	s = singles_for(b);
+	/* Every repetition covers whole granules (burst: allocs and frees in
+	 * equal numbers), from a granule boundary on. */
+	if (granule > 1 && next % granule != 0) {
+		r = (struct run_result){ 0 };
+		run_more(op, ctx, next, granule - next % granule, b, 0, NULL, &r);
+		if (r.err != 0) {
+			compare_emit_failure(k, "ns_per_op", &r, "alignment to a whole granule");
+			return -1;
+		}
+		next += r.done;
+	}
 	timing_init(&t, (size_t)reps * MAX_BATCHES_PER_REP,
 	    (size_t)reps * MAX_BATCHES_PER_REP * s);
 	flt0 = compare_minflt();
@@ -197,6 +223,10 @@ int run_reps(const struct measure_key *k, op_fn op, void *ctx, double rep_second
 		r = (struct run_result){ 0 };
 		do {
 			run_batches(op, ctx, next + r.done, (b + s) * 8, b, s, &t, &r);
+			if (r.err == 0 && granule > 1 &&
+			    (compare_now_ns() - start >= budget || t.batch.n + 8 > limit))
+				run_more(op, ctx, next + r.done,
+				    (granule - (next + r.done) % granule) % granule, b, s, &t, &r);
 			if (r.err != 0) {
 				compare_emit_failure(k, "ns_per_op", &r, "timed run");
 				timing_free(&t);

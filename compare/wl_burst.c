@@ -3,7 +3,9 @@
  * free all K (in allocation order), again and again.  An allocator that
  * releases every page that empties and maps it again on the next burst
  * pays system calls per operation here; one that keeps them does not.
- * Two whole bursts run untimed first, so the numbers are the steady state.
+ * Two whole bursts run untimed first, so the numbers are the steady state,
+ * and every timed repetition covers whole bursts (as many frees as
+ * allocations, however slow the backend).
  * syscalls_per_op comes from backends that count their own system calls
  * (tars); for the others see compare/README.md (strace -c).
  */
@@ -51,8 +53,9 @@ static void burst_one(const struct compare_workload *w, long kk)
 	if (r.err != 0) {
 		compare_emit_failure(&key, "ns_per_op", &r, "warm-up bursts");
 	} else {
-		(void)run_reps(&key, burst_op, &c, compare_cfg.rep_seconds,
-		    "one alloc + touch or one free of a burst of K 64-byte buffers");
+		(void)run_reps_whole(&key, burst_op, &c, compare_cfg.rep_seconds,
+		    "one alloc + touch or one free of a burst of K 64-byte buffers",
+		    2 * k);
 		if (compare_backend.counters)
 			compare_backend.counters(&key);
 	}
