@@ -42,7 +42,8 @@ static double sorted_median(double *d, size_t n)
 	return n % 2 ? d[n / 2] : (d[n / 2 - 1] + d[n / 2]) / 2;
 }
 
-/* Median cost of two back-to-back reads. */
+/* Median cost of two back-to-back reads.  Measured on first use, which
+ * main.c makes before a workload runs, in one thread. */
 double compare_timer_overhead_ns(void)
 {
 	static double cached = -1;
