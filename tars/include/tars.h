@@ -216,12 +216,18 @@ struct tars_stats {
 	                          * could not be released: never used */
 	size_t pending_slots;    /* slots freed by another thread, wiped, not
 	                          * yet collected by their heap */
+	size_t delayed_slots;    /* freed slots, wiped, waiting in a heap's
+	                          * delayed-free queue (option delay) */
 	size_t large_count;      /* live large allocations */
 	size_t large_pages;      /* their data pages (guards excluded) */
 	size_t key_count;        /* live key allocations */
 	size_t key_pages;        /* their data pages (guards excluded) */
 	size_t secretmem_pages;  /* key data pages backed by memfd_secret */
 	size_t guard_pages;      /* PROT_NONE guard pages (large, key, heaps) */
+	size_t quarantined_blocks; /* freed large blocks and keys held PROT_NONE
+	                          * before their address is reused */
+	size_t quarantined_pages;/* their address space, guards included (no
+	                          * memory behind it) */
 	size_t meta_pages;       /* pages of metadata (heaps, records, tables) */
 	size_t locked_bytes;     /* bytes currently mlock'ed by tars */
 	size_t unlocked_bytes;   /* bytes that mlock=1 failed to lock */
