@@ -168,6 +168,12 @@ TARS_API TARS_WUR int tars_protect_write(void *ptr); /* read + write */
  *   secretmem  1 back keys with memfd_secret(2) when available,      0
  *              else fall back to anonymous memory
  *   stats      1 print tars_stats_print(stderr) at exit              0
+ *   delay      1 a freed chunk slot waits in a 16-slot queue per     0
+ *              thread before its slot is reused (a double free
+ *              meanwhile aborts); costs about 60% per free+malloc
+ *   quarantine freed large blocks and keys held PROT_NONE (a stale   64
+ *              pointer faults, a double free aborts) before their
+ *              address is unmapped; 0..4096
  *
  * mlock, dump, fork and secretmem apply to pages mapped after the change.
  * --------------------------------------------------------------------- */
