@@ -3,7 +3,7 @@
  * free all K (in allocation order), again and again.  An allocator that
  * releases every page that empties and maps it again on the next burst
  * pays system calls per operation here; one that keeps them does not.
- * Two whole bursts run untimed first, so the numbers are the steady state,
+ * One whole burst runs untimed first, so the numbers are the steady state,
  * and every timed repetition covers whole bursts (as many frees as
  * allocations, however slow the backend).
  * syscalls_per_op comes from backends that count their own system calls
@@ -48,8 +48,8 @@ static void burst_one(const struct compare_workload *w, long kk)
 	if (compare_prepare(k * BURST_SIZE * 2, k + 16, &key) != 0)
 		goto out;
 	/* Phases are positions in the burst: the warm-up ends where a burst
-	 * ends, and run_reps starts at index 0 of the next one. */
-	run_batches(burst_op, &c, 0, 4 * k, 4 * k, 0, NULL, &r);
+	 * ends, and the repetitions start at index 0 of the next one. */
+	run_batches(burst_op, &c, 0, 2 * k, 2 * k, 0, NULL, &r);
 	if (r.err != 0) {
 		compare_emit_failure(&key, "ns_per_op", &r, "warm-up bursts");
 	} else {
