@@ -371,7 +371,8 @@ def recommend(summary, sw, fronts, meta, waste, defaults, tuning):
             ("junk=2", "junk", 1, "write-after-free check on reuse"),
             ("canary=0", "canary", 1, "slack canaries off"),
             ("random=0", "random", 1, "first-fit placement"),
-            ("mlock=0", "mlock", 1, "no mlock")]
+            ("mlock=0", "mlock", 1, "no mlock"),
+            ("delay=1", "delay", 0, "freed slots wait in a queue (delayed reuse)")]
     for c, opt, _, what in prot:
         if c not in summary:
             continue
@@ -382,7 +383,8 @@ def recommend(summary, sw, fronts, meta, waste, defaults, tuning):
                      c, what, pct(d["lat_index"]), pct(lo), pct(hi), pct(d["p99_index"]),
                      pct(d.get("bytes_per_buffer", float("nan")) / b0),
                      f(d.get("syscalls_per_op"), "%.5f"), largest(d)))
-        if c != "junk=2" and math.isfinite(lo) and lo > 0 and math.log(lo) > noise:
+        if c not in ("junk=2", "delay=1") and math.isfinite(lo) and lo > 0 \
+                and math.log(lo) > noise:
             L.append("  => %s turns a protection off yet is slower than the default "
                      "(its whole IQR above the noise): a library matter, not a "
                      "tuning choice." % c)

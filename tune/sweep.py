@@ -39,6 +39,7 @@ CONFIGS = [
     ("canary=0", "canary=0", "one option"),
     ("random=0", "random=0", "one option"),
     ("mlock=0", "mlock=0", "one option"),
+    ("delay=1", "delay=1", "one option"),
     ("junk=0,canary=0", "junk=0,canary=0", "two options"),
     ("random=0,cache=0", "random=0,cache=0", "two options"),
     ("bare", "junk=0,canary=0,random=0,mlock=0", "floor"),
