@@ -384,7 +384,11 @@ source_page(unsigned *flags)
 		/* The VMA limit: try a fresh run instead. */
 	}
 	if (run_left == 0 && commit_run() != 0) {
-		return NULL;
+		/* Freed large blocks may hold the memory or mlock budget a
+		 * new run needs: let them go, then try once more. */
+		if (tars_large_flush() == 0 || commit_run() != 0) {
+			return NULL;
+		}
 	}
 	page = run_next;
 	run_next += ps;
@@ -694,6 +698,9 @@ tars_pages_relock(int strict)
 				if (ci->in_empty) {
 					heap_empty_unlink(h, ci);
 					h->chunk_pages--;
+					if (h->last_page == (uintptr_t)ci->page) {
+						h->last_page = 0;
+					}
 					give_locked(ci);
 				}
 			}

@@ -58,23 +58,38 @@ free_at_vma_limit(void *arg)
 	for (int i = 0; i < N; i++) {
 		p[i] = tars_malloc(64);
 		CHILD_CHECK(p[i] != NULL);
+		CHILD_CHECK(i == 0 || p[i] == p[i - 1] + 64);   /* first fit, one run */
 		memset(p[i], 0x5a, 64);
 	}
+	unsigned char *q0 = p[0];
 	struct vma_filler f = {0};
 	vma_fill(&f, 0);
 	/* Releasing a page from the middle of the run needs a split the
-	 * kernel refuses now: the pages are kept, wiped, and no free fails. */
+	 * kernel refuses now: the pages are kept, wiped, and no free fails.
+	 * Pages 4 and 6 first: emptying 6 releases 4 (spare=1), between two
+	 * pages in use.  (Pages released in address order from the start of
+	 * the run merge with the reservation before them and need no split.) */
+	static const int first[] = {4, 6};
+	for (int k = 0; k < 2; k++) {
+		for (int i = 64 * first[k]; i < 64 * first[k] + 64; i++) {
+			tars_free(p[i]);
+			p[i] = NULL;
+		}
+	}
 	for (int i = 0; i < N; i++) {
 		tars_free(p[i]);
 	}
 	struct tars_stats s = snap();
 	CHILD_CHECK(s.live_count == 0);
+#ifndef __SANITIZE_ADDRESS__
+	/* (ASan's own mappings move the limit under our feet.) */
 	CHILD_CHECK(s.kept_pages >= 1);
+#endif
 	for (int i = 0; i < N; i++) {
 		/* A kept page reads free junk, a released one zeros (or cannot
 		 * be read): never the 0x5a it held. */
 		unsigned char b[64];
-		ssize_t got = peek(p[i], b, 64);
+		ssize_t got = peek(q0 + 64 * i, b, 64);
 		CHILD_CHECK(got < 0 || (got == 64 && (all_bytes(b, 64, 0xdf) ||
 		    all_bytes(b, 64, 0))));
 	}
@@ -93,7 +108,7 @@ free_at_vma_limit(void *arg)
 		CHILD_CHECK(p[i] != NULL);
 	}
 	struct tars_stats t = snap();
-	CHILD_CHECK(t.kept_pages < s.kept_pages);
+	CHILD_CHECK(t.kept_pages < s.kept_pages || s.kept_pages == 0);
 	for (int i = 0; i < N; i++) {
 		tars_free(p[i]);
 	}
@@ -267,11 +282,11 @@ protections_at_vma_limit(void *arg)
 	}
 	blk[n] = NULL;
 	CHILD_CHECK(n > 0);
+	vma_release(&f, 4);   /* room for the mapping below and for fork */
 	size_t max = 70000 + 1000;
 	struct vma_flags *v = mmap(NULL, max * sizeof(*v), PROT_READ | PROT_WRITE,
 	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	CHILD_CHECK(v != MAP_FAILED);
-	vma_release(&f, 4);   /* room for the mapping above and for fork */
 	size_t nv = read_vma_flags(v, max);
 	for (int i = 0; i < n; i++) {
 		const struct vma_flags *m = vma_of(v, nv, blk[i]);
