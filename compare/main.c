@@ -225,7 +225,7 @@ int main(int argc, char **argv)
 		    : compare_cfg.scale == SCALE_FULL ? 7 : 3;
 	if (compare_cfg.rep_seconds < 0)
 		compare_cfg.rep_seconds = compare_cfg.scale == SCALE_TINY ? 0.004
-		    : compare_cfg.scale == SCALE_FULL ? 0.1 : 0.015;
+		    : compare_cfg.scale == SCALE_FULL ? 0.1 : 0.01;
 	if (compare_cfg.capacity_seconds < 0)
 		compare_cfg.capacity_seconds = compare_cfg.scale == SCALE_FULL ? 120 : 30;
 	if (compare_cfg.reps < 1 || compare_cfg.reps > 64)

@@ -59,13 +59,13 @@ double compare_timer_overhead_ns(void)
 	return cached = sorted_median(d, OVERHEAD_PAIRS);
 }
 
-/* Rate of the timestamp counter against CLOCK_MONOTONIC over ~5 ms (the
+/* Rate of the timestamp counter against CLOCK_MONOTONIC over ~2 ms (the
  * CPU flags constant_tsc and nonstop_tsc make it one rate for the run; two
- * clock reads of ~50 ns each put the error near 1e-5). */
+ * clock reads of ~50 ns each put the error near 1e-4). */
 double compare_tsc_per_ns(void)
 {
 	static double cached = -1;
-	struct timespec d = { 0, 5 * 1000 * 1000 };
+	struct timespec d = { 0, 2 * 1000 * 1000 };
 	uint64_t n0, n1, c0, c1;
 
 	if (cached > 0)

@@ -280,7 +280,7 @@ def main():
         "errors": errors, "processes": processes,
     }
     with open(os.path.join(outdir, "compare.json"), "w") as f:
-        json.dump(doc, f, indent=1)
+        json.dump(doc, f, separators=(",", ":"))  # ~10 MB: compact
         f.write("\n")
     suite.write_csv(os.path.join(outdir, "compare.csv"), rows, COLUMNS)
     suite.write_csv(os.path.join(outdir, "ratios.csv"), rat, RATIO_COLUMNS)
