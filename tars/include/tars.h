@@ -242,6 +242,15 @@ struct tars_stats {
 	uint64_t syscalls;       /* every system call tars issued */
 	uint64_t mmaps;          /* of which mmap */
 	uint64_t munmaps;        /* of which munmap */
+	size_t key_regions;      /* shared regions keys of up to 16 pages live in */
+	size_t key_region_pages; /* their pages: key slots and guards (reserved,
+	                          * MAP_NORESERVE) */
+	size_t key_slots;        /* key slots in them (a region of n slots has
+	                          * n + 1 guard pages, counted in guard_pages) */
+	size_t key_quarantined;  /* freed key slots (wiped, PROT_NONE) not yet
+	                          * handed out again */
+	size_t key_open;         /* arena keys readable or writable now: each
+	                          * costs about two VMAs */
 };
 
 TARS_API void tars_stats_get(struct tars_stats *out) TARS_NONNULL(1);

@@ -89,9 +89,10 @@ unmap_fresh(uint8_t *map, size_t len, const char *func)
 	}
 }
 
-/* Maps the data pages of a secretmem key over the reserved range; 0 or -1. */
-static int
-map_secret(uint8_t *data, size_t len)
+/* Maps memfd_secret pages over the reserved range, with protection prot;
+ * 0 or -1 (the range stays as it was). */
+int
+tars_map_secret(uint8_t *data, size_t len, int prot)
 {
 	if (atomic_load(&secretmem_broken)) {
 		return -1;
@@ -108,7 +109,7 @@ map_secret(uint8_t *data, size_t len)
 		return -1;
 	}
 	int ok = ftruncate(fd, (off_t)len) == 0 &&
-	    tars_os_map(data, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd) != NULL;
+	    tars_os_map(data, len, prot, MAP_SHARED | MAP_FIXED, fd) != NULL;
 	if (!ok) {
 		tars_warn_once(&warned_secretmem, "memfd_secret mapping failed (%s); "
 		    "keys use anonymous memory", strerror(errno));
@@ -130,6 +131,9 @@ tars_large_alloc(size_t size, size_t align, int kind, int zero, const char *func
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (kind == KIND_KEY && tars_keyarena_fits(size)) {
+		return tars_keyarena_alloc(size, func);
+	}
 	size_t rsize = (size + align - 1) & ~(align - 1);
 	size_t npages = (rsize + ps - 1) / ps;
 	if (npages == 0) {
@@ -148,7 +152,8 @@ tars_large_alloc(size_t size, size_t align, int kind, int zero, const char *func
 	}
 	uint8_t *data = map + ps;
 	uint16_t flags = 0;
-	int secret = kind == KIND_KEY && TARS_OPT(secretmem) && map_secret(data, dlen) == 0;
+	int secret = kind == KIND_KEY && TARS_OPT(secretmem) &&
+	    tars_map_secret(data, dlen, PROT_READ | PROT_WRITE) == 0;
 	if (secret) {
 		flags |= R_SECRETMEM;
 	} else if (tars_os_protect(data, dlen, PROT_READ | PROT_WRITE) != 0) {
@@ -213,6 +218,10 @@ tars_large_free(struct region *r, void *ptr, size_t expect_size, const char *fun
 	if (expect_size != (size_t)-1 && expect_size != r->size) {
 		tars_fatal(func, "size %zu does not match the allocated size %zu of %p",
 		    expect_size, r->size, ptr);
+	}
+	if (r->flags & R_ARENA) {
+		tars_keyarena_free(r, func);
+		return;
 	}
 	uint8_t *data = tars_large_data(r);
 	size_t dlen = (size_t)r->npages * ps;
@@ -280,7 +289,9 @@ tars_key_protect(void *ptr, int prot, const char *func)
 		return -1;
 	}
 	int rc = 0;
-	if ((r->flags >> R_PROT_SHIFT) != prot) {
+	if (r->flags & R_ARENA) {
+		rc = tars_keyarena_protect(r, prot);
+	} else if ((r->flags >> R_PROT_SHIFT) != prot) {
 		rc = tars_os_protect(tars_large_data(r), (size_t)r->npages * tars_g.page_size, prot);
 		if (rc == 0) {
 			r->flags = (uint16_t)((r->flags & ((1u << R_PROT_SHIFT) - 1)) |
@@ -303,13 +314,18 @@ tars_large_after_fork(void)
 		}
 		if (r->flags & (R_DONTFORK | R_SECRETMEM)) {
 			/* The data pages are not here; keep their addresses
-			 * taken, so no new mapping lands where the table points. */
+			 * taken, so no new mapping lands where the table points
+			 * (the key arena holds its regions whole). */
 			r->flags |= R_GONE;
-			(void)tars_os_reserve(tars_large_data(r), r->npages * tars_g.page_size);
+			if (!(r->flags & R_ARENA)) {
+				(void)tars_os_reserve(tars_large_data(r),
+				    r->npages * tars_g.page_size);
+			}
 		} else if (r->flags & R_WIPEFORK) {
 			r->flags &= (uint16_t)~R_CANARY;
 		}
 	}
+	tars_keyarena_after_fork();
 }
 
 /* Fork child's first call: mlock again (blocks locked). */
@@ -320,12 +336,13 @@ tars_large_relock(int strict)
 	struct region_table *t = &tars_blocks.regions;
 	for (size_t s = 0; s < t->cap; s++) {
 		struct region *r = &t->slots[s];
-		if (r->page == 0 || !(r->flags & R_LOCKED) || (r->flags & R_GONE)) {
-			continue;
+		if (r->page == 0 || !(r->flags & R_LOCKED) || (r->flags & (R_GONE | R_ARENA))) {
+			continue;   /* the key arena locks its regions whole */
 		}
 		if (!tars_relock_range(tars_large_data(r), r->npages * tars_g.page_size,
 		    (r->flags >> R_PROT_SHIFT) == PROT_NONE)) {
 			r->flags = (uint16_t)((r->flags & ~R_LOCKED) | R_UNLOCKED);
 		}
 	}
+	tars_keyarena_relock(strict);
 }

@@ -54,6 +54,8 @@ int tars_os_unmap(void *addr, size_t len);
 int tars_os_protect(void *addr, size_t len, int prot);
 int tars_os_advise(void *addr, size_t len, int advice);
 int tars_os_lock(void *addr, size_t len);
+/* mlock2(MLOCK_ONFAULT): pages are locked as they are faulted in. */
+int tars_os_lock_onfault(void *addr, size_t len);
 /* getrandom(2) until full; 0 or -1 with errno. */
 int tars_os_random(void *buf, size_t len);
 /* membarrier(2): registration (0 or -1) and a barrier on every thread of
@@ -158,6 +160,7 @@ enum { KIND_CHUNK = 1, KIND_LARGE = 2, KIND_KEY = 3 };
 #define R_WIPEFORK   0x10   /* data pages MADV_WIPEONFORK */
 #define R_DONTFORK   0x20   /* data pages MADV_DONTFORK */
 #define R_UNLOCKED   0x40   /* mlock=1 failed to lock the data pages */
+#define R_ARENA      0x80   /* key: a slot of the key arena (keyarena.c) */
 #define R_PROT_SHIFT 8      /* key: current protection (PROT_*) << 8 */
 
 struct region {
@@ -254,10 +257,34 @@ int tars_key_protect(void *ptr, int prot, const char *func);
 void tars_large_after_fork(void);
 /* mlock again in a fork child (blocks locked). */
 void tars_large_relock(int strict);
+/* memfd_secret(2) pages over [data, data+len), protection prot; 0 or -1
+ * (unavailable, or refused: the range is left as it was). */
+int tars_map_secret(uint8_t *data, size_t len, int prot);
 /* 1 if ptr is in a chunk page (pages.c). */
 int tars_chunk_owns(const void *ptr);
 /* First data page of a large or key block. */
 uint8_t *tars_large_data(const struct region *r);
+
+/* ------------------------------------------------------------------ */
+/* keyarena.c: keys of up to 16 pages in shared guarded regions         */
+
+/* 1 if a key of size bytes goes to the arena. */
+int tars_keyarena_fits(size_t size);
+/* An open (read-write, junk-filled) arena key; NULL with ENOMEM. */
+void *tars_keyarena_alloc(size_t size, const char *func);
+/* Blocks locked on entry, unlocked on return. */
+void tars_keyarena_free(struct region *r, const char *func);
+/* Blocks locked: 0, or -1 with errno. */
+int tars_keyarena_protect(struct region *r, int prot);
+/* Fork child, blocks locked. */
+void tars_keyarena_after_fork(void);
+void tars_keyarena_relock(int strict);
+/* Blocks locked: the arena's fields of s. */
+void tars_keyarena_stats(struct tars_stats *s);
+/* A closed (PROT_NONE) key allocation holding the len bytes at src, for
+ * tars_key: written without opening it where the kernel allows.  NULL
+ * with errno. */
+void *tars_key_data_new(const void *src, size_t len, const char *func);
 
 /* ------------------------------------------------------------------ */
 /* policy.c: page hygiene of fresh data pages                           */
@@ -270,6 +297,9 @@ extern atomic_size_t tars_locked_bytes, tars_unlocked_bytes;
  * at the VMA limit, or mlock under mlock=2): such pages must not hold a
  * secret. */
 int tars_apply_policy(void *addr, size_t len, uint16_t *flags, int secretmem);
+/* The same for a whole key region, PROT_NONE: the lock is
+ * mlock2(MLOCK_ONFAULT), and no bytes are counted (keys count theirs). */
+int tars_apply_region_policy(void *addr, size_t len, uint16_t *flags, int secretmem);
 /* The bytes of len at flags leave the lock statistics. */
 void tars_unlock_stats(size_t len, uint16_t flags);
 /* mlock again after fork; 1 if locked. */
