@@ -121,6 +121,7 @@ void bench_options_string(char *out, size_t outlen);
 void bench_register_alloc(void);
 void bench_register_key(void);
 void bench_register_opts(void);
+void bench_register_keyarena(void);
 
 /* The tars pair and batch runs (with stats), also run by the sweeps. */
 void bench_run_tars_pair(gb_state *st, size_t size);

@@ -251,6 +251,8 @@ struct tars_stats {
 	                          * handed out again */
 	size_t key_open;         /* arena keys readable or writable now: each
 	                          * costs about two VMAs */
+	size_t key_hot;          /* closed keys reopened soon after, kept in a
+	                          * VMA of their own (at most 16: two VMAs each) */
 };
 
 TARS_API void tars_stats_get(struct tars_stats *out) TARS_NONNULL(1);

@@ -70,11 +70,14 @@
 #define KA_REGION_PAGES 16384        /* at most 64 MiB of 4 KiB pages */
 #define KA_FIRST_SLOTS 32            /* the first region of each size */
 #define KA_QUARANTINE 1024           /* freed slots held back (FIFO) */
+#define KA_HOT 16                    /* closed keys kept in a VMA of their own */
 
 /* Slot states. */
 enum { S_FREE = 0, S_LIVE = 1, S_QUAR = 2, S_LOST = 3 };
 #define S_STATE 0x03
 #define S_WRITTEN 0x04               /* was writable: check its canary at free */
+#define S_OPENED 0x08                /* opened since it was handed out */
+#define S_HOT 0x10                   /* in the hot set: a VMA of its own */
 
 struct ka_region {
 	uint8_t *base;               /* the first guard page */
@@ -89,6 +92,7 @@ struct ka_region {
 	uint16_t sig;                /* the options it was made under */
 	uint8_t *state;              /* per slot */
 	uint32_t *free;              /* slots that may be handed out */
+	uint32_t *stamp;             /* per slot: `closes` when it last closed */
 	size_t meta_len;             /* this struct and its arrays */
 };
 
@@ -101,6 +105,9 @@ static unsigned per_cls[KA_MAX_PAGES + 1];   /* regions mapped, per size */
 static uintptr_t *quarantine;        /* slot data addresses, oldest at qhead */
 static size_t qhead, nquar;
 static size_t nslots_all, region_pages, nopen;
+static uintptr_t hot[KA_HOT];        /* data addresses, a FIFO ring */
+static size_t hot_next, nhot;
+static uint32_t closes;              /* scopes closed, ever (wraps) */
 static struct tars_rand rnd;
 static int rnd_ready;
 static uint8_t *scratch;             /* a page: canary images, peeks */
@@ -323,7 +330,7 @@ region_new(unsigned cls)
 		nslots = max_slots;
 	}
 	size_t len = (nslots * (cls + 1) + 1) * p;
-	size_t meta_len = (sizeof(struct ka_region) + nslots + 8 + nslots * sizeof(uint32_t) +
+	size_t meta_len = (sizeof(struct ka_region) + nslots + 8 + 2 * nslots * sizeof(uint32_t) +
 	    p - 1) & ~tars_g.page_mask;
 	void *a = grow(regions, nregions, &regions_cap);
 	if (a == NULL) {
@@ -368,6 +375,7 @@ region_new(unsigned cls)
 	g->meta_len = meta_len;
 	g->state = (uint8_t *)(g + 1);
 	g->free = (uint32_t *)(void *)(((uintptr_t)(g->state + nslots) + 7) & ~(uintptr_t)7);
+	g->stamp = g->free + nslots;
 	g->nfree = (uint32_t)nslots;
 	for (uint32_t i = 0; i < nslots; i++) {
 		g->free[i] = i;
@@ -527,6 +535,72 @@ write_closed(uint8_t *data, size_t dlen, uint8_t *ptr, const void *src, size_t s
 	size_t tail = front + size;
 	iov[n++] = (struct iovec){scratch + (tail & tars_g.page_mask), dlen - tail};
 	return poke(data, iov, n, 1);
+}
+
+/*
+ * The hot set.  Opening a key in a region splits a VMA in three, closing
+ * merges them back, and that split and merge costs two to three times a
+ * protection flip on a VMA of its own (keyprobe).  A key that is opened
+ * again soon after it closed (within KA_HOT closes of any key) is kept in
+ * a VMA of its own: MADV_RANDOM gives it a flag its neighbours lack (a
+ * harmless one: it only tunes readahead, which anonymous memory does not
+ * have), so closing it is a flip, not a merge, and so is its next open.
+ * At most KA_HOT keys are hot, in FIFO order; leaving the set is
+ * MADV_NORMAL, which merges the closed key back.  So VMAs at rest are the
+ * regions plus at most 2 * KA_HOT, and a key used over and over costs what
+ * a key with a mapping of its own costs.
+ */
+static void
+hot_leave(struct ka_region *g, uint32_t i)
+{
+	if (!(g->state[i] & S_HOT)) {
+		return;
+	}
+	/* A refusal (no kernel memory for the merge) leaves a closed key
+	 * in a VMA of its own: one VMA more, nothing exposed. */
+	(void)tars_os_advise(slot_data(g, i), (size_t)g->cls * ps(), MADV_NORMAL);
+	g->state[i] &= (uint8_t)~S_HOT;
+	nhot--;
+}
+
+static void
+hot_evict(uintptr_t data)
+{
+	struct ka_region *g = region_of(data);
+	if (g != NULL) {
+		uint32_t i = slot_of(g, (const uint8_t *)data);
+		if ((uintptr_t)slot_data(g, i) == data) {
+			hot_leave(g, i);
+		}
+	}
+}
+
+/* Every hot key leaves the set (the VMA budget is short). */
+static void
+hot_flush(void)
+{
+	for (size_t k = 0; k < KA_HOT; k++) {
+		if (hot[k] != 0) {
+			hot_evict(hot[k]);
+			hot[k] = 0;
+		}
+	}
+}
+
+static void
+hot_join(struct ka_region *g, uint32_t i, uint8_t *data)
+{
+	if (hot[hot_next] != 0) {
+		hot_evict(hot[hot_next]);
+	}
+	if (tars_os_advise(data, (size_t)g->cls * ps(), MADV_RANDOM) != 0) {
+		hot[hot_next] = 0;
+		return;
+	}
+	g->state[i] |= S_HOT;
+	nhot++;
+	hot[hot_next] = (uintptr_t)data;
+	hot_next = (hot_next + 1) % KA_HOT;
 }
 
 /* ---- the entry points ---------------------------------------------------- */
@@ -761,6 +835,7 @@ tars_keyarena_free(struct region *r, const char *func)
 				prot = PROT_NONE;
 			}
 		}
+		hot_leave(g, i);
 		if (!done || prot != PROT_NONE) {
 			/* Neither written nor closed: a fresh reservation takes
 			 * the page, bytes and all.  It lacks the region's
@@ -776,7 +851,6 @@ tars_keyarena_free(struct region *r, const char *func)
 			g->state[i] = S_LOST;
 		}
 	}
-	g->state[i] &= (uint8_t)~S_WRITTEN;
 	b->key_count--;
 	b->key_pages -= r->npages;
 	if (flags & R_SECRETMEM) {
@@ -791,7 +865,11 @@ tars_keyarena_free(struct region *r, const char *func)
 	tars_blocks_unlock();
 }
 
-/* Switch an arena key to prot (blocks locked, entry checked). */
+/* Switch an arena key to prot (blocks locked, entry checked): 0, or -1
+ * with ENOMEM when an open needs a split the kernel refuses (the VMA
+ * limit).  Closing needs no split (the open key is a VMA of its own), and
+ * where the kernel cannot even merge (no memory for its bookkeeping), the
+ * key is made hot first so that the close is a flip, which needs none. */
 int
 tars_keyarena_protect(struct region *r, int prot)
 {
@@ -800,12 +878,32 @@ tars_keyarena_protect(struct region *r, int prot)
 		return 0;
 	}
 	uint8_t *data = tars_large_data(r);
-	if (tars_os_protect(data, (size_t)r->npages * ps(), prot) != 0) {
-		return -1;
+	size_t dlen = (size_t)r->npages * ps();
+	struct ka_region *g = region_of((uintptr_t)data);
+	uint32_t i = slot_of(g, data);
+	if (tars_os_protect(data, dlen, prot) != 0) {
+		int e = errno;
+		if (old == PROT_NONE && nhot > 0) {
+			hot_flush();
+		} else if (prot == PROT_NONE && !(g->state[i] & S_HOT)) {
+			hot_join(g, i, data);
+		}
+		if (tars_os_protect(data, dlen, prot) != 0) {
+			errno = e;
+			return -1;
+		}
+	}
+	if (old == PROT_NONE) {
+		if ((g->state[i] & (S_OPENED | S_HOT)) == S_OPENED &&
+		    closes - g->stamp[i] <= KA_HOT) {
+			hot_join(g, i, data);
+		}
+		g->state[i] |= S_OPENED;
+	} else if (prot == PROT_NONE) {
+		g->stamp[i] = ++closes;
 	}
 	if (prot & PROT_WRITE) {
-		struct ka_region *g = region_of((uintptr_t)data);
-		g->state[slot_of(g, data)] |= S_WRITTEN;
+		g->state[i] |= S_WRITTEN;
 	}
 	nopen += (old == PROT_NONE) - (prot == PROT_NONE);
 	r->flags = (uint16_t)((r->flags & ((1u << R_PROT_SHIFT) - 1)) |
@@ -887,5 +985,6 @@ tars_keyarena_stats(struct tars_stats *s)
 	s->key_slots = nslots_all;
 	s->key_quarantined = nquar;
 	s->key_open = nopen;
+	s->key_hot = nhot;
 	s->guard_pages += nslots_all + nregions;
 }

@@ -164,6 +164,7 @@ static const struct tars_stat_desc stat_descs[] = {
 	S(key_slots, "count", "key slots in them (n slots, n + 1 guard pages)")
 	S(key_quarantined, "count", "freed key slots held back before reuse")
 	S(key_open, "count", "arena keys readable or writable now (two VMAs each)")
+	S(key_hot, "count", "closed keys kept in a VMA of their own (at most 16)")
 };
 #undef S
 #define NSTATS (sizeof(stat_descs) / sizeof(stat_descs[0]))
