@@ -28,14 +28,29 @@ struct tars_buf {
 /*
  * Cheap structural check on every entry.  A freed struct has been wiped by
  * the allocator, so a use after free or double free usually lands here
- * rather than deeper in the allocator.
+ * rather than deeper in the allocator.  NULL aborts too (the prototypes
+ * carry no nonnull attribute, which would let the compiler drop the test).
  */
 static void
 buf_check(const tars_buf *buf, const char *func)
 {
-	if (buf->magic != BUF_MAGIC) {
-		tars_fatal(func, "bogus tars_buf (double free?)");
+	if (buf == NULL || buf->magic != BUF_MAGIC) {
+		tars_container_bad(buf, "tars_buf", func);
 	}
+}
+
+void
+tars_container_bad(const void *obj, const char *what, const char *func)
+{
+	if (obj == NULL) {
+		tars_fatal(func, "NULL %s", what);
+	}
+	if (tars_chunk_fork_wiped(obj)) {
+		tars_fatal(func, "%s %p was inherited through fork() with fork=1: this "
+		    "child's copy was wiped (zeros), so it cannot be used or freed here",
+		    what, obj);
+	}
+	tars_fatal(func, "bogus %s %p (double free, or not a %s)", what, obj, what);
 }
 
 /* The struct and its bytes; zeroed bytes if zero, else allocator junk. */

@@ -269,7 +269,7 @@ tars_chunk_size_mismatch(const void *ptr, size_t expect, size_t size, const char
 size_t
 tars_chunk_requested(struct chunk_info *ci, const void *ptr, const char *func)
 {
-	return ci_req(ci)[chunk_live_slot(ci, ptr, func, 0)] & ~REQ_CANARY;
+	return ci_req(ci)[chunk_live_slot(ci, ptr, func, 0)] & REQ_SIZE;
 }
 
 size_t
@@ -279,5 +279,5 @@ tars_chunk_usable(struct chunk_info *ci, const void *ptr, const char *func)
 	if (ci->cls == 0) {
 		return 0;
 	}
-	return (req & REQ_CANARY) ? (size_t)(req & ~REQ_CANARY) : ci->size;
+	return (req & REQ_CANARY) ? (size_t)(req & REQ_SIZE) : ci->size;
 }

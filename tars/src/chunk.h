@@ -54,7 +54,7 @@ struct chunk_info {
 	 *   uint64_t xfree[words]  1 = freed by another thread, wiped, waiting
 	 *                          for the owner (atomic read-modify-write)
 	 *   uint16_t req[total]    requested size; REQ_CANARY if the slack holds
-	 *                          the canary pattern
+	 *                          the canary pattern, REQ_FORKED (see below)
 	 */
 	uint64_t bits[];
 };
@@ -73,6 +73,9 @@ struct chunk_info {
 #define CI_NOLIST   (CI_GONE | CI_RETIRED) /* never hands out its slots */
 #define CI_POLICY   (CI_LOCKED | CI_UNLOCKED | CI_WIPEFORK | CI_DONTFORK)
 #define REQ_CANARY  0x8000 /* in req[]: the slack of this slot is canaried */
+#define REQ_FORKED  0x4000 /* in req[]: allocated before a fork that wiped
+                            * the page (fork=1): this child holds zeros */
+#define REQ_SIZE    0x0fff /* in req[]: the requested size (<= 2048) */
 
 static inline uint64_t *
 ci_map(struct chunk_info *ci)
@@ -616,7 +619,7 @@ chunk_canary_ok(uint8_t *ptr, uint16_t req, unsigned ssize, const char *func,
     const int fast)
 {
 	if (req & REQ_CANARY) {
-		size_t size = req & ~REQ_CANARY;
+		size_t size = req & REQ_SIZE;
 		if (unlikely(!chunk_canary_intact(ptr, size, ssize))) {
 			if (fast) {
 				return 0;
@@ -652,8 +655,8 @@ chunk_free_local(struct tars_heap *h, struct chunk_info *ci, void *ptr, size_t e
 		return 0;
 	}
 	uint16_t req = ci_req(ci)[slot];
-	if (unlikely(expect != (size_t)-1 && expect != (size_t)(req & ~REQ_CANARY))) {
-		tars_chunk_size_mismatch(ptr, expect, req & ~REQ_CANARY, func);
+	if (unlikely(expect != (size_t)-1 && expect != (size_t)(req & REQ_SIZE))) {
+		tars_chunk_size_mismatch(ptr, expect, req & REQ_SIZE, func);
 	}
 	unsigned flags = ci->flags;
 	unsigned nfree = ci->nfree + 1u;

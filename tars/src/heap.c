@@ -219,7 +219,9 @@ void
 tars_quiesce_begin(void)
 {
 	int q = atomic_fetch_or_explicit(&tars_quiesce, QUIESCE_ON, memory_order_seq_cst);
-	if (!(q & QUIESCE_FENCE) && tars_os_membarrier() != 0) {
+	/* No heap yet (a fork before the first allocation): nothing to wait
+	 * for, and membarrier is not registered yet either. */
+	if (heaps_all != NULL && !(q & QUIESCE_FENCE) && tars_os_membarrier() != 0) {
 		tars_fatal("tars_quiesce", "membarrier failed: %s", strerror(errno));
 	}
 	struct tars_heap *mine = tars_tls_heap;

@@ -32,6 +32,22 @@ tars_init_unlock(void)
 	tars_mutex_unlock(&init_lock, "tars_init");
 }
 
+static int
+register_hooks(void)
+{
+	if (hooks_registered) {
+		return 0;
+	}
+	if (tars_fork_hooks() != 0) {
+		return -1;
+	}
+	/* Always registered: `stats` may be switched on later.  A failure
+	 * only loses the statistics printed at exit. */
+	(void)atexit(tars_stats_atexit);
+	hooks_registered = 1;
+	return 0;
+}
+
 /* init_lock held. */
 static void
 init_basic_locked(void)
@@ -60,6 +76,11 @@ init_basic_locked(void)
 	tars_chunk_init();
 	tars_g.page_size = (size_t)ps;
 	(void)tars_options_init();   /* the built-in defaults until it can map */
+	/* The fork handlers from the first call of any kind: a thread inside
+	 * tars_option_set (which needs no allocator) must not leave the
+	 * options lock held in a child.  Retried by tars_init_slow if the
+	 * registration failed here. */
+	(void)register_hooks();
 	atomic_store_explicit(&tars_g.basic_ready, 1, memory_order_release);
 }
 
@@ -72,22 +93,6 @@ tars_init_basic(void)
 	tars_init_lock();
 	init_basic_locked();
 	tars_init_unlock();
-}
-
-static int
-register_hooks(void)
-{
-	if (hooks_registered) {
-		return 0;
-	}
-	if (tars_fork_hooks() != 0) {
-		return -1;
-	}
-	/* Always registered: `stats` may be switched on later.  A failure
-	 * only loses the statistics printed at exit. */
-	(void)atexit(tars_stats_atexit);
-	hooks_registered = 1;
-	return 0;
 }
 
 int

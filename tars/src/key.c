@@ -55,8 +55,8 @@ struct tars_key {
 static void
 key_check(const tars_key *key, const char *func)
 {
-	if (key->magic != KEY_MAGIC) {
-		tars_fatal(func, "bogus tars_key (double free?)");
+	if (key == NULL || key->magic != KEY_MAGIC) {
+		tars_container_bad(key, "tars_key", func);
 	}
 }
 
@@ -137,6 +137,9 @@ key_destroy(tars_key *key, const char *func)
 tars_key *
 tars_key_new(tars_buf *buf)
 {
+	if (buf == NULL) {
+		tars_container_bad(NULL, "tars_buf", __func__);
+	}
 	tars_key *key = key_alloc(tars_buf_data(buf), tars_buf_len(buf), __func__);
 	if (key == NULL) {
 		return NULL;
@@ -274,6 +277,10 @@ int
 tars_key_read_with(tars_key *key,
     int (*fn)(const void *data, size_t len, void *arg), void *arg)
 {
+	key_check(key, __func__);
+	if (fn == NULL) {
+		tars_fatal(__func__, "NULL function");
+	}
 	const void *data = tars_key_read_begin(key);
 	if (data == NULL) {
 		return -1;
@@ -287,6 +294,10 @@ int
 tars_key_write_with(tars_key *key,
     int (*fn)(void *data, size_t len, void *arg), void *arg)
 {
+	key_check(key, __func__);
+	if (fn == NULL) {
+		tars_fatal(__func__, "NULL function");
+	}
 	void *data = tars_key_write_begin(key);
 	if (data == NULL) {
 		return -1;

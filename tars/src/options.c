@@ -7,6 +7,8 @@
  * read with secure_getenv: a set-user-ID program ignores TARS_OPTIONS.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -89,6 +91,31 @@ tars_option_at(size_t i)
 	return i < NDEFS ? &descs[i] : NULL;
 }
 
+/* TARS_OPTIONS problems reported one line each, at most this many; the
+ * rest are counted in one closing line (10,000 bad items once wrote
+ * 10,000 lines). */
+#define ENV_WARN_MAX 8
+
+struct env_warnings {
+	unsigned shown, dropped;
+};
+
+TARS_PRINTF(2, 3) static void
+env_warn(struct env_warnings *w, const char *fmt, ...)
+{
+	if (w->shown == ENV_WARN_MAX) {
+		w->dropped++;
+		return;
+	}
+	w->shown++;
+	char line[256];
+	va_list ap;
+	va_start(ap, fmt);
+	(void)vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	tars_warn("TARS_OPTIONS: %s", line);
+}
+
 static void
 parse_env(struct tars_options *o)
 {
@@ -96,6 +123,7 @@ parse_env(struct tars_options *o)
 	if (env == NULL) {
 		return;
 	}
+	struct env_warnings w = {0, 0};
 	const char *s = env;
 	while (*s != '\0') {
 		const char *end = strchr(s, ',');
@@ -104,7 +132,7 @@ parse_env(struct tars_options *o)
 		if (len == 0) {
 			/* empty item: ",," */
 		} else if (eq == NULL) {
-			tars_warn("TARS_OPTIONS: '%.*s' is not name=value; ignored", (int)len, s);
+			env_warn(&w, "'%.*s' is not name=value; ignored", (int)(len > 64 ? 64 : len), s);
 		} else {
 			const struct tars_option_desc *d = lookup(s, (size_t)(eq - s));
 			char num[32];
@@ -119,15 +147,15 @@ parse_env(struct tars_options *o)
 				v = strtol(num, &stop, 10);
 				ok = errno == 0 && *stop == '\0';
 			}
+			int nlen = (int)(eq - s > 64 ? 64 : eq - s);
 			if (d == NULL && eq - s == 5 && strncmp(s, "pools", 5) == 0) {
-				tars_warn("TARS_OPTIONS: option 'pools' was retired in 0.2 "
-				    "(every thread owns a heap); ignored");
+				env_warn(&w, "option 'pools' was retired in 0.2 (every thread "
+				    "owns a heap); ignored");
 			} else if (d == NULL) {
-				tars_warn("TARS_OPTIONS: unknown option '%.*s'; ignored",
-				    (int)(eq - s), s);
+				env_warn(&w, "unknown option '%.*s'; ignored", nlen, s);
 			} else if (!ok || v < d->min || v > d->max) {
-				tars_warn("TARS_OPTIONS: bad value '%.*s' for %s (%ld..%ld); "
-				    "ignored", (int)vlen, eq + 1, d->name, d->min, d->max);
+				env_warn(&w, "bad value '%.*s' for %s (%ld..%ld); ignored",
+				    (int)(vlen > 32 ? 32 : vlen), eq + 1, d->name, d->min, d->max);
 			} else {
 				*field(o, d) = v;
 			}
@@ -136,6 +164,9 @@ parse_env(struct tars_options *o)
 			break;
 		}
 		s = end + 1;
+	}
+	if (w.dropped > 0) {
+		tars_warn("TARS_OPTIONS: %u more problems not shown", w.dropped);
 	}
 }
 

@@ -513,6 +513,22 @@ tars_chunk_owns(const void *ptr)
 	return tars_page_info(ptr) != NULL;
 }
 
+int
+tars_chunk_fork_wiped(const void *ptr)
+{
+	struct chunk_info *ci = tars_page_info(ptr);
+	if (ci == NULL) {
+		return 0;
+	}
+	size_t off = (size_t)((const uint8_t *)ptr - ci->page);
+	unsigned slot = (unsigned)((off * ci->magic) >> 32);
+	if ((size_t)slot * ci->size != off || slot >= ci->total ||
+	    (map_load(ci, slot >> 6) & (1ull << (slot & 63)))) {
+		return 0;
+	}
+	return (ci_req(ci)[slot] & REQ_FORKED) != 0;
+}
+
 /* ---- statistics, iteration, fork ------------------------------------------ */
 
 void
@@ -573,7 +589,7 @@ record_after_fork(struct chunk_info *ci)
 	} else if (ci->flags & CI_WIPEFORK) {
 		uint16_t *req = ci_req(ci);
 		for (unsigned i = 0; i < ci->total; i++) {
-			req[i] &= (uint16_t)~REQ_CANARY;
+			req[i] = (uint16_t)((req[i] & ~REQ_CANARY) | REQ_FORKED);
 		}
 		ci->flags &= (uint8_t)~CI_JUNKED;
 	}

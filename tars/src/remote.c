@@ -44,8 +44,8 @@ tars_remote_free(struct tars_heap *me, struct chunk_info *ci, void *ptr,
 	tars_heap_check(ci->heap, func);
 	unsigned slot = chunk_live_slot(ci, ptr, func, 0);
 	uint16_t req = ci_req(ci)[slot];
-	if (expect != (size_t)-1 && expect != (size_t)(req & ~REQ_CANARY)) {
-		tars_chunk_size_mismatch(ptr, expect, req & ~REQ_CANARY, func);
+	if (expect != (size_t)-1 && expect != (size_t)(req & REQ_SIZE)) {
+		tars_chunk_size_mismatch(ptr, expect, req & REQ_SIZE, func);
 	}
 	if (!(__atomic_load_n(&ci->flags, __ATOMIC_RELAXED) & (CI_NOACCESS | CI_GONE))) {
 		long junk = TARS_OPT(junk);

@@ -49,7 +49,7 @@ count_record(struct chunk_info *ci, void *arg)
 	for (unsigned k = 0; k < ci->total; k++) {
 		uint64_t bit = 1ull << (k & 63);
 		if (!(ci_map(ci)[k >> 6] & bit) && !(ci_xfree(ci)[k >> 6] & bit)) {
-			s->live_requested += req[k] & ~REQ_CANARY;
+			s->live_requested += req[k] & REQ_SIZE;
 		}
 	}
 }

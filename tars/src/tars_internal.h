@@ -262,6 +262,13 @@ void tars_large_relock(int strict);
 int tars_map_secret(uint8_t *data, size_t len, int prot);
 /* 1 if ptr is in a chunk page (pages.c). */
 int tars_chunk_owns(const void *ptr);
+/* 1 if ptr is a chunk allocated before a fork that wiped its page
+ * (fork=1): in this child it reads zeros (pages.c). */
+int tars_chunk_fork_wiped(const void *ptr);
+/* A container struct failed its check (buf.c, key.c): NULL, wiped by
+ * fork, or bogus; aborts with a line that says which. */
+TARS_NORETURN void tars_container_bad(const void *obj, const char *what,
+    const char *func);
 /* First data page of a large or key block. */
 uint8_t *tars_large_data(const struct region *r);
 

@@ -419,20 +419,6 @@ Test(stress, eight_threads_on_two_cores, .init = no_env, .timeout = 120)
 
 /* ---------------------------------------------------------------- scale */
 
-static size_t
-count_maps(void)
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	cr_assert_not_null(f);
-	size_t n = 0;
-	int c;
-	while ((c = getc(f)) != EOF) {
-		n += c == '\n';
-	}
-	fclose(f);
-	return n;
-}
-
 static int
 cmp_ptr(const void *a, const void *b)
 {
@@ -454,12 +440,12 @@ Test(scale, one_million_live_64_byte_blocks, .timeout = 120)
 	uintptr_t *p = malloc(n * sizeof(*p));
 	uintptr_t *sorted = malloc(n * sizeof(*sorted));
 	cr_assert(p && sorted);
-	size_t maps_before = count_maps();
+	size_t maps_before = count_vmas();
 	cr_assert_lt(maps_before, max_maps / 4);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char *b = tars_malloc(64);
 		cr_assert_not_null(b, "block %zu: %s (maps: %zu)", i, strerror(errno),
-		    count_maps());
+		    count_vmas());
 		/* Each block remembers its own index, in both halves. */
 		uint64_t tag = (uint64_t)i * 0x9e3779b97f4a7c15ull;
 		memset(b + 8, (int)(i & 0xff), 48);
@@ -467,7 +453,7 @@ Test(scale, one_million_live_64_byte_blocks, .timeout = 120)
 		memcpy(b + 56, &tag, 8);
 		p[i] = (uintptr_t)b;
 	}
-	size_t maps = count_maps();
+	size_t maps = count_vmas();
 	cr_assert_lt(maps, max_maps / 4, "%zu mappings for %zu live blocks (before: %zu)",
 	    maps, n, maps_before);
 	struct tars_stats st;
@@ -500,7 +486,7 @@ Test(scale, one_million_live_64_byte_blocks, .timeout = 120)
 	/* Emptied, the class keeps at most `spare` empty pages. */
 	cr_assert_leq(st.chunk_pages, (size_t)tars_option_get("spare"));
 	cr_assert_eq(st.empty_pages, st.chunk_pages);
-	cr_assert_lt(count_maps(), max_maps / 4);
+	cr_assert_lt(count_vmas(), max_maps / 4);
 	free(p);
 	free(sorted);
 }

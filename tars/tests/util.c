@@ -9,6 +9,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <linux/audit.h>
@@ -241,4 +242,58 @@ deny_syscall(long nr, int arg, unsigned int val, int err)
 	};
 	CHILD_CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0);
 	CHILD_CHECK(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0);
+}
+
+size_t
+count_vmas(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	CHILD_CHECK(f != NULL);
+	size_t n = 0;
+	int c;
+	while ((c = getc(f)) != EOF) {
+		n += c == '\n';
+	}
+	fclose(f);
+	return n;
+}
+
+void
+vma_fill(struct vma_filler *f, size_t left)
+{
+	size_t max = 65530;
+	FILE *mf = fopen("/proc/sys/vm/max_map_count", "r");
+	if (mf != NULL) {
+		CHILD_CHECK(fscanf(mf, "%zu", &max) == 1);
+		fclose(mf);
+	}
+	size_t ps = page_size();
+	if (f->base == NULL) {   /* else: split on where the last fill stopped */
+		f->pages = max + 8;
+		f->split = 0;
+		f->base = mmap(NULL, f->pages * ps, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		CHILD_CHECK(f->base != MAP_FAILED);
+	}
+	/* Each READ page between two NONE ones adds two VMAs, until the
+	 * kernel refuses (ENOMEM): then none is left. */
+	for (size_t i = 2 * f->split + 1; i < f->pages; i += 2) {
+		if (mprotect(f->base + i * ps, ps, PROT_READ) != 0) {
+			CHILD_CHECK(errno == ENOMEM);
+			break;
+		}
+		f->split++;
+	}
+	CHILD_CHECK(f->split > 1000);
+	vma_release(f, (left + 1) / 2);
+}
+
+void
+vma_release(struct vma_filler *f, size_t n)
+{
+	size_t ps = page_size();
+	for (; n > 0 && f->split > 0; n--) {
+		f->split--;
+		CHILD_CHECK(mprotect(f->base + (2 * f->split + 1) * ps, ps, PROT_NONE) == 0);
+	}
 }

@@ -122,4 +122,21 @@ ssize_t peek(const volatile void *addr, void *out, size_t len);
  */
 void deny_syscall(long nr, int arg, unsigned int val, int err);
 
+/*
+ * In a child only: use up the process's VMAs (vm.max_map_count) until
+ * `left` remain, by splitting a PROT_NONE reservation of its own page by
+ * page; vma_release() merges n of those splits back (2 VMAs each).  The
+ * filler starts zeroed; a second vma_fill on it splits on from where the
+ * first stopped.
+ */
+struct vma_filler {
+	unsigned char *base;
+	size_t pages;       /* of the reservation */
+	size_t split;       /* READ pages made so far (odd indices) */
+};
+void vma_fill(struct vma_filler *f, size_t left);
+void vma_release(struct vma_filler *f, size_t n);
+/* Lines of /proc/self/maps. */
+size_t count_vmas(void);
+
 #endif
