@@ -317,18 +317,13 @@ avail_remove(struct ka_region *g)
 	g->avail = UINT32_MAX;
 }
 
-/* A new region for keys of cls data pages under the current options;
- * NULL with ENOMEM. */
+/* A new region of nslots keys of cls data pages under the current
+ * options; NULL with ENOMEM.  strict: only if it can be locked (mlock=1
+ * or 2) and backed by memfd_secret (secretmem=1), else not at all. */
 static struct ka_region *
-region_new(unsigned cls)
+region_try(unsigned cls, size_t nslots, int strict)
 {
 	size_t p = ps();
-	size_t max_slots = (KA_REGION_PAGES - 1) / (cls + 1);
-	unsigned shift = made[cls] < 16 ? made[cls] : 16;
-	size_t nslots = (size_t)KA_FIRST_SLOTS << shift;
-	if (nslots > max_slots) {
-		nslots = max_slots;
-	}
 	size_t len = (nslots * (cls + 1) + 1) * p;
 	size_t meta_len = (sizeof(struct ka_region) + nslots + 8 + 2 * nslots * sizeof(uint32_t) +
 	    p - 1) & ~tars_g.page_mask;
@@ -350,11 +345,11 @@ region_new(unsigned cls)
 		meta_unmap(g, meta_len);
 		return NULL;
 	}
-	/* RLIMIT_MEMLOCK counts a memfd_secret mapping whole: when a region
-	 * does not fit, it stays anonymous (and a later one may fit). */
 	int secret = TARS_OPT(secretmem) && tars_map_secret(base, len, PROT_NONE) == 0;
+	long lock = TARS_OPT(mlock);
 	uint16_t flags;
-	if (tars_apply_region_policy(base, len, &flags, secret) != 0) {
+	if ((strict && TARS_OPT(secretmem) && !secret) ||
+	    tars_apply_region_policy(base, len, &flags, secret, strict && lock ? 2 : lock) != 0) {
 		if (tars_os_unmap(base, len) != 0) {
 			tars_warn_once(&warned_lost, "a key region of %zu bytes could not be "
 			    "unmapped (VMA limit): left PROT_NONE", len);
@@ -394,6 +389,41 @@ region_new(unsigned cls)
 	region_pages += len / p;
 	avail_add(g);
 	return g;
+}
+
+/*
+ * A new region for keys of cls data pages: 32 slots for the first of its
+ * size, twice as many for each next one, up to 64 MiB.  The kernel charges
+ * a locked region (and a memfd_secret one) to RLIMIT_MEMLOCK whole, so
+ * when it does not fit, smaller ones are tried, down to one slot, before
+ * mlock=1 settles for an unlocked region (and mlock=2 fails); NULL with
+ * ENOMEM.
+ */
+static struct ka_region *
+region_new(unsigned cls)
+{
+	size_t max_slots = (KA_REGION_PAGES - 1) / (cls + 1);
+	unsigned shift = made[cls] < 16 ? made[cls] : 16;
+	size_t nslots = (size_t)KA_FIRST_SLOTS << shift;
+	if (nslots > max_slots) {
+		nslots = max_slots;
+	}
+	int saved = errno;
+	for (size_t n = nslots;; n /= 4) {
+		struct ka_region *g = region_try(cls, n ? n : 1, 1);
+		if (g != NULL) {
+			errno = saved;
+			return g;
+		}
+		if (n <= 1) {
+			break;
+		}
+	}
+	if (TARS_OPT(mlock) == 2) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return region_try(cls, nslots, 0);
 }
 
 /* An empty region goes back to the kernel, unless it is the last of its

@@ -41,11 +41,11 @@ advise(void *addr, size_t len, int advice, const char *name)
 /* region: a whole PROT_NONE key region, locked on fault and not counted
  * (its keys count their own bytes). */
 static int
-apply(void *addr, size_t len, uint16_t *flags, int secretmem, int region)
+apply(void *addr, size_t len, uint16_t *flags, int secretmem, int region, long mlock_policy)
 {
 	int saved = errno;
 	uint16_t f = 0;
-	long fork_policy = TARS_OPT(fork), mlock_policy = TARS_OPT(mlock);
+	long fork_policy = TARS_OPT(fork);
 	size_t counted = region ? 0 : len;
 	*flags = 0;
 	if (!secretmem && TARS_OPT(dump) == 0 &&
@@ -99,13 +99,14 @@ apply(void *addr, size_t len, uint16_t *flags, int secretmem, int region)
 int
 tars_apply_policy(void *addr, size_t len, uint16_t *flags, int secretmem)
 {
-	return apply(addr, len, flags, secretmem, 0);
+	return apply(addr, len, flags, secretmem, 0, TARS_OPT(mlock));
 }
 
 int
-tars_apply_region_policy(void *addr, size_t len, uint16_t *flags, int secretmem)
+tars_apply_region_policy(void *addr, size_t len, uint16_t *flags, int secretmem,
+    long mlock_policy)
 {
-	return apply(addr, len, flags, secretmem, 1);
+	return apply(addr, len, flags, secretmem, 1, mlock_policy);
 }
 
 void

@@ -304,9 +304,11 @@ extern atomic_size_t tars_locked_bytes, tars_unlocked_bytes;
  * at the VMA limit, or mlock under mlock=2): such pages must not hold a
  * secret. */
 int tars_apply_policy(void *addr, size_t len, uint16_t *flags, int secretmem);
-/* The same for a whole key region, PROT_NONE: the lock is
+/* The same for a whole key region, PROT_NONE, under mlock_policy (not the
+ * option's: the arena tries strict first): the lock is
  * mlock2(MLOCK_ONFAULT), and no bytes are counted (keys count theirs). */
-int tars_apply_region_policy(void *addr, size_t len, uint16_t *flags, int secretmem);
+int tars_apply_region_policy(void *addr, size_t len, uint16_t *flags, int secretmem,
+    long mlock_policy);
 /* The bytes of len at flags leave the lock statistics. */
 void tars_unlock_stats(size_t len, uint16_t flags);
 /* mlock again after fork; 1 if locked. */
