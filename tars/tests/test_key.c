@@ -56,31 +56,6 @@ key_address(tars_key *k)
 	return p;
 }
 
-/* Permissions ("r--p", ...) of the mapping holding addr, from
- * /proc/self/maps: 0, or -1 if no mapping holds it. */
-static int
-perms_of(const volatile void *addr, char perms[5])
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	if (f == NULL) {
-		return -1;
-	}
-	uintptr_t a = (uintptr_t)addr;
-	char line[512];
-	int found = -1;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		unsigned long lo, hi;
-		char p[5];
-		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, p) == 3 && a >= lo && a < hi) {
-			memcpy(perms, p, 5);
-			found = 0;
-			break;
-		}
-	}
-	(void)fclose(f);
-	return found;
-}
-
 #define ASSERT_PERMS(addr, want) do {                                        \
 	char perms_[5];                                                      \
 	cr_assert_eq(perms_of((addr), perms_), 0, "no mapping");             \
