@@ -55,6 +55,10 @@ struct compare_backend {
 	 * be NULL. */
 	void (*counters)(const struct measure_key *k);
 	const char *capacity_note; /* what bounds its capacity, or NULL */
+	/* capacity: a secret of size bytes of v, closed at rest, as the
+	 * backend keeps secrets (used instead of alloc + write when set);
+	 * NULL with errno. */
+	void *(*alloc_closed)(size_t size, unsigned char v);
 };
 
 extern const struct compare_backend compare_backend;
