@@ -108,8 +108,18 @@ tars_map_secret(uint8_t *data, size_t len, int prot)
 		errno = saved;
 		return -1;
 	}
-	int ok = ftruncate(fd, (off_t)len) == 0 &&
-	    tars_os_map(data, len, prot, MAP_SHARED | MAP_FIXED, fd) != NULL;
+	int ok = ftruncate(fd, (off_t)len) == 0;
+	if (ok && tars_os_map(data, len, prot, MAP_SHARED | MAP_FIXED, fd) == NULL) {
+		/* A MAP_FIXED mmap that fails (RLIMIT_MEMLOCK counts a
+		 * memfd_secret mapping whole) has unmapped the range already:
+		 * reserve it again.  If even that is refused (the VMA limit),
+		 * the hole makes the caller's next step fail, and it unmaps
+		 * its whole mapping. */
+		int e = errno;
+		ok = 0;
+		(void)tars_os_map(data, len, PROT_NONE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, -1);
+		errno = e;
+	}
 	if (!ok) {
 		tars_warn_once(&warned_secretmem, "memfd_secret mapping failed (%s); "
 		    "keys use anonymous memory", strerror(errno));
