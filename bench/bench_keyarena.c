@@ -6,6 +6,7 @@
  *                      naive guarded key (mmap 3 pages, mprotect the middle
  *                      read-write, mlock, MADV_DONTDUMP, write 32 bytes,
  *                      munmap).  Target: ratio <= 0.5.
+ *   keys/life_secretmem  the same with secretmem=1 (memfd_secret regions).
  *   keys/scope         tars_key_read_begin + read_end on one key, beside
  *                      two bare mprotect calls (READ, NONE) on a page that
  *                      is a VMA of its own.  Target: ratio <= 1.1.
@@ -127,13 +128,18 @@ static int naive_life(void *arg)
 	return munmap(m, 3 * ps) == 0 ? 0 : errno;
 }
 
+/* ctx: secretmem=1 (keys in memfd_secret regions, written by opening
+ * them: /proc/self/mem cannot reach such pages). */
 static void bm_life(gb_state *st, void *ctx)
 {
 	const struct pair p = {{tars_life, NULL}, {naive_life, NULL}};
+	long secret = ctx != NULL, saved;
 
-	(void)ctx;
+	if (bench_option_push(st, "secretmem", secret, &saved) != 0)
+		return;
 	tars_key_free(tars_key_new_random(KEY_SIZE)); /* heap and region exist */
 	run_pair(st, &p);
+	bench_option_pop(st, "secretmem", saved);
 }
 
 /* ---- scopes ------------------------------------------------------------ */
@@ -207,6 +213,7 @@ void bench_register_keyarena(void)
 	static const size_t one = 1, cold = COLD_KEYS;
 
 	gb_bench_unit(gb_register("keys/life", bm_life, NULL), GB_US);
+	gb_bench_unit(gb_register("keys/life_secretmem", bm_life, (void *)&one), GB_US);
 	gb_bench_unit(gb_register("keys/scope", bm_scope, (void *)&one), GB_US);
 	gb_bench_unit(gb_register("keys/scope_cold", bm_scope, (void *)&cold), GB_US);
 }
