@@ -96,3 +96,13 @@ $(KEYPROBE): tars/tools/keyprobe.c
 	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) $(BASE_LDFLAGS) $(LDFLAGS) -o $@ $<
 keyprobe: $(KEYPROBE)
 	$(Q)$(KEYPROBE)
+
+# keycount: live tars_keys against VMAs (paper/keys.md).
+KEYCOUNT := $(BUILD)/tools/keycount
+.PHONY: keycount
+$(KEYCOUNT): tars/tools/keycount.c $(TARS_A)
+	@mkdir -p $(@D)
+	$(E) "  CCLD    $@"
+	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) $(BASE_LDFLAGS) $(LDFLAGS) -o $@ $< $(TARS_A)
+keycount: $(KEYCOUNT)
+	$(Q)$(KEYCOUNT)

@@ -30,7 +30,20 @@
  *                                            ^ 16-byte aligned end
  *
  *   Key allocations (tars_malloc_key) never share pages, so their protection
- *   can be switched with tars_protect_none/read/write.
+ *   can be switched with tars_protect_none/read/write.  Keys of up to 16
+ *   pages share regions, every key between guard pages and PROT_NONE
+ *   outside its scopes, so that a region is one VMA at rest:
+ *
+ *       | guard | ..key | guard | ..key | guard | ..key | guard | ...
+ *
+ *   Only open keys cost VMAs (about two each; at most 16 closed keys that
+ *   were reopened soon after closing keep theirs too).  At the VMA limit
+ *   an open fails with ENOMEM; closing and freeing never fail.  A freed
+ *   key slot is wiped, PROT_NONE, and not handed out again for the next
+ *   1024 key frees: within that window a stale pointer faults and a second
+ *   free aborts.  tars_key writes and wipes its bytes through
+ *   /proc/self/mem (O_CLOEXEC; reopened in a fork() child) where the
+ *   kernel allows, without opening the key.
  *
  * Errors.  Misuse and heap corruption (double free, a pointer tars never
  * returned, a canary or junk mismatch, corrupted metadata) print one line
@@ -115,12 +128,14 @@ TARS_API TARS_WUR size_t tars_usable_size(const void *ptr);
 TARS_API TARS_WUR size_t tars_slot_size(size_t size);
 
 /* ------------------------------------------------------------------------
- * Keys: dedicated guarded mappings whose protection can change
+ * Keys: guarded pages whose protection can change (shared regions)
  * --------------------------------------------------------------------- */
 
-/* Starts readable and writable.  Any size, 0 included (a key of size 0 has
- * one inaccessible data page).  With secretmem=1 the data pages come from
- * memfd_secret(2) where the kernel has it. */
+/* Starts readable and writable (an open key: two VMAs until it is closed
+ * with tars_protect_none).  Any size, 0 included (a key of size 0 has one
+ * inaccessible data page).  With secretmem=1 the data pages come from
+ * memfd_secret(2) where the kernel has it.  NULL with ENOMEM, also when
+ * the VMA limit leaves no room to open it. */
 TARS_API TARS_MALLOC TARS_WUR TARS_ALLOC_SIZE(1)
 void *tars_malloc_key(size_t size);
 
