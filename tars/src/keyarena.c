@@ -847,10 +847,24 @@ tars_keyarena_free(struct region *r, const char *func)
 				done = n == 0 || poke(ptr, wr, n, 1) == 0;
 			}
 		}
-		if (!done && prot != (PROT_READ | PROT_WRITE) &&
-		    tars_os_protect(data, dlen, PROT_READ | PROT_WRITE) == 0) {
-			nopen += prot == PROT_NONE;
-			prot = PROT_READ | PROT_WRITE;
+		if (!done && prot != (PROT_READ | PROT_WRITE)) {
+			/* At the VMA limit the hot keys give their VMAs back. */
+			int ok = tars_os_protect(data, dlen, PROT_READ | PROT_WRITE) == 0;
+			if (!ok && prot == PROT_NONE && nhot > 0) {
+				hot_flush();
+				ok = tars_os_protect(data, dlen, PROT_READ | PROT_WRITE) == 0;
+			}
+			if (ok) {
+				nopen += prot == PROT_NONE;
+				prot = PROT_READ | PROT_WRITE;
+			}
+		}
+		if (!done && prot == PROT_NONE && !(flags & (R_LOCKED | R_SECRETMEM)) &&
+		    tars_os_advise(data, dlen, MADV_DONTNEED) == 0) {
+			/* Unlocked anonymous pages can be dropped where they
+			 * stand: the wipe needs no split (the canary, if any,
+			 * goes unchecked). */
+			done = 1;
 		}
 		if (!done && prot == (PROT_READ | PROT_WRITE)) {
 			if (flags & R_CANARY) {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -236,6 +237,49 @@ open_keys_freed_at_the_limit(void *arg)
 Test(keyarena, open_keys_are_wiped_and_closed_when_freed_at_the_limit)
 {
 	EXPECT_EXIT0(open_keys_freed_at_the_limit, NULL);
+}
+
+/* Closed keys freed at the limit where /proc/self/mem is refused: an
+ * unlocked page is dropped (MADV_DONTNEED), a locked one is opened with
+ * the VMAs the hot set gives back. */
+static void
+closed_keys_freed_at_the_limit(void *arg)
+{
+	long lock = (long)(uintptr_t)arg;
+	CHILD_CHECK(tars_option_set("mlock", lock) == 0);
+	enum { N = 32 };
+	tars_key *k[N];
+	const volatile unsigned char *data[N];
+	for (int i = 0; i < N; i++) {
+		k[i] = pattern_key();
+		CHILD_CHECK(k[i] != NULL);
+		data[i] = tars_key_read_begin(k[i]);
+		CHILD_CHECK(data[i] != NULL);
+		tars_key_read_end(k[i]);
+	}
+	CHILD_CHECK(holds_pattern(k[0]) && holds_pattern(k[0]) && snap().key_hot == 1);
+	deny_syscall(SYS_pwritev, -1, 0, EPERM);
+	deny_syscall(SYS_preadv, -1, 0, EPERM);
+	struct vma_filler f = {0};
+	vma_fill(&f, 0);
+	for (int i = N - 1; i >= 0; i--) {   /* the hot key last */
+		tars_key_free(k[i]);
+		CHILD_CHECK(closed(data[i]));
+		unsigned char seen[32];
+		ssize_t n = peek(data[i], seen, 32);
+		CHILD_CHECK(n <= 0 || memcmp(seen, pattern, (size_t)n) != 0);
+	}
+	_exit(0);
+}
+
+Test(keyarena, closed_keys_are_wiped_at_the_limit_without_proc_mem_unlocked)
+{
+	EXPECT_EXIT0(closed_keys_freed_at_the_limit, (void *)0);
+}
+
+Test(keyarena, closed_keys_are_wiped_at_the_limit_without_proc_mem_locked)
+{
+	EXPECT_EXIT0(closed_keys_freed_at_the_limit, (void *)1);
 }
 
 /* ---- guard pages ----------------------------------------------------------- */
