@@ -40,8 +40,8 @@
  *   were reopened soon after closing keep theirs too).  At the VMA limit
  *   an open fails with ENOMEM; closing and freeing never fail.  A freed
  *   key slot is wiped, PROT_NONE, and not handed out again for the next
- *   1024 key frees: within that window a stale pointer faults and a second
- *   free aborts.  tars_key writes and wipes its bytes through
+ *   `quarantine` (64) key frees: within that window a stale pointer faults
+ *   and a second free aborts.  tars_key writes and wipes its bytes through
  *   /proc/self/mem (O_CLOEXEC; reopened in a fork() child) where the
  *   kernel allows, without opening the key.
  *
@@ -183,6 +183,12 @@ TARS_API TARS_WUR int tars_protect_write(void *ptr); /* read + write */
  *   secretmem  1 back keys with memfd_secret(2) when available,      0
  *              else fall back to anonymous memory
  *   stats      1 print tars_stats_print(stderr) at exit              0
+ *   delay      1 a freed chunk slot waits in a 16-slot queue per     0
+ *              thread before its slot is reused (a double free
+ *              meanwhile aborts); costs about 60% per free+malloc
+ *   quarantine freed large blocks and keys held PROT_NONE (a stale   64
+ *              pointer faults, a double free aborts) before their
+ *              address is unmapped; 0..4096
  *
  * mlock, dump, fork and secretmem apply to pages mapped after the change.
  * --------------------------------------------------------------------- */
@@ -231,12 +237,18 @@ struct tars_stats {
 	                          * could not be released: never used */
 	size_t pending_slots;    /* slots freed by another thread, wiped, not
 	                          * yet collected by their heap */
+	size_t delayed_slots;    /* freed slots, wiped, waiting in a heap's
+	                          * delayed-free queue (option delay) */
 	size_t large_count;      /* live large allocations */
 	size_t large_pages;      /* their data pages (guards excluded) */
 	size_t key_count;        /* live key allocations */
 	size_t key_pages;        /* their data pages (guards excluded) */
 	size_t secretmem_pages;  /* key data pages backed by memfd_secret */
 	size_t guard_pages;      /* PROT_NONE guard pages (large, key, heaps) */
+	size_t quarantined_blocks; /* freed large blocks and keys held PROT_NONE
+	                          * before their address is reused */
+	size_t quarantined_pages;/* their address space, guards included (no
+	                          * memory behind it) */
 	size_t meta_pages;       /* pages of metadata (heaps, records, tables) */
 	size_t locked_bytes;     /* bytes currently mlock'ed by tars */
 	size_t unlocked_bytes;   /* bytes that mlock=1 failed to lock */
@@ -263,7 +275,8 @@ struct tars_stats {
 	size_t key_slots;        /* key slots in them (a region of n slots has
 	                          * n + 1 guard pages, counted in guard_pages) */
 	size_t key_quarantined;  /* freed key slots (wiped, PROT_NONE) not yet
-	                          * handed out again */
+	                          * handed out again (quarantined_blocks counts
+	                          * large blocks and keys over 16 pages) */
 	size_t key_open;         /* arena keys readable or writable now: each
 	                          * costs about two VMAs */
 	size_t key_hot;          /* closed keys reopened soon after, kept in a

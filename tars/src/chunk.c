@@ -218,6 +218,24 @@ tars_chunk_release(struct tars_heap *h, struct chunk_info *ci)
 	tars_pages_give(ci);
 }
 
+/* ---- delayed frees ----------------------------------------------------- */
+
+void
+tars_chunk_drain_delayed(struct tars_heap *h, const char *func)
+{
+	long random = TARS_OPT(random);
+	for (int i = 0; i < TARS_DELAY; i++) {
+		struct chunk_info *ci = h->delayed[i].ci;
+		if (ci != NULL) {
+			unsigned slot = chunk_slot_of(ci, h->delayed[i].ptr, func, 0);
+			h->delayed[i].ptr = NULL;
+			h->delayed[i].ci = NULL;
+			chunk_release_slot(h, ci, slot, random, func, 0);
+		}
+	}
+	h->ndelayed = 0;
+}
+
 /* ---- failures and slow checks ----------------------------------------- */
 
 void

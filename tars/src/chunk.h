@@ -226,6 +226,8 @@ tars_size_class(size_t size, long scheme)
  * page of another class, else take a page; a page of class cls with a free
  * slot, or NULL with ENOMEM. */
 struct chunk_info *tars_chunk_refill(struct tars_heap *h, unsigned cls);
+/* Release every slot waiting in h's delayed-free queue. */
+void tars_chunk_drain_delayed(struct tars_heap *h, const char *func);
 /* Too many empty pages: release the oldest (out of line: system calls). */
 void tars_chunk_release(struct tars_heap *h, struct chunk_info *ci);
 void tars_chunk_junk_check(const uint8_t *slot, unsigned ssize, const char *func);
@@ -643,8 +645,72 @@ chunk_wipe(uint8_t *ptr, unsigned ssize, long junk)
 	}
 }
 
-/* h entered and owning ci's page.  1 when freed; 0 (fast only) when the
- * general path must do it. */
+/* May the slot of ci be released on the fast path?  No page to release,
+ * no random refill, no trim. */
+static inline __attribute__((always_inline)) int
+chunk_release_fast_ok(const struct tars_heap *h, const struct chunk_info *ci, long random)
+{
+	unsigned nfree = ci->nfree + 1u;
+	return likely(!(ci->flags & (CI_NOACCESS | CI_NOLIST))) &&
+	    !(unlikely(nfree == 1) && random && unlikely(h->rnd.avail == 0)) &&
+	    !(unlikely(nfree == ci->total) && unlikely(h->nempty + !ci->in_empty >
+	    (size_t)TARS_OPT(spare)));
+}
+
+/* The slot goes back to its page (wiped already): the bitmap, the count,
+ * and the page's moves between lists. */
+static inline __attribute__((always_inline)) void
+chunk_release_slot(struct tars_heap *h, struct chunk_info *ci, unsigned slot, long random,
+    const char *func, const int fast)
+{
+	unsigned w = slot >> 6;
+	uint64_t bit = 1ull << (slot & 63), m = map_load(ci, w);
+	if (!fast && unlikely(m & bit)) {
+		/* Freed meanwhile by another thread and collected (a slot can
+		 * wait in the delayed queue): the second free of a pair. */
+		tars_chunk_double_free(ci->page + (size_t)slot * ci->size,
+		    "freed by two threads", func);
+	}
+	map_store(ci, w, m | bit);
+	unsigned nfree = ++ci->nfree;
+	if (!fast && unlikely(ci->flags & CI_NOLIST)) {
+		if (nfree == ci->total) {
+			tars_chunk_release(h, ci);
+		}
+		return;
+	}
+	if (unlikely(nfree == 1)) {
+		heap_list_insert(h, ci, random, fast);
+	}
+	if (unlikely(nfree == ci->total)) {
+		if (!ci->in_empty) {
+			heap_empty_push(h, ci);
+		}
+		if (!fast && unlikely(h->nempty > (size_t)TARS_OPT(spare))) {
+			tars_heap_trim(h);
+		}
+	}
+}
+
+/* Index of ptr in h's delayed-free queue, or -1. */
+static inline int
+heap_delayed_find(const struct tars_heap *h, const void *ptr)
+{
+	int found = -1;
+	for (int i = 0; i < TARS_DELAY; i++) {
+		found = h->delayed[i].ptr == ptr ? i : found;
+	}
+	return found;
+}
+
+/*
+ * h entered and owning ci's page.  1 when freed; 0 (fast only) when the
+ * general path must do it.  The slot is checked and wiped at once.  With
+ * option delay=1 it then takes a random place in the heap's delayed-free
+ * queue (TARS_DELAY slots, as OpenBSD's malloc), and the slot it displaces
+ * is the one released: a freed slot is not handed out again for a while,
+ * and a second free while it waits is caught (the queue is searched).
+ */
 static inline __attribute__((always_inline)) int
 chunk_free_local(struct tars_heap *h, struct chunk_info *ci, void *ptr, size_t expect,
     const char *func, const int fast)
@@ -654,17 +720,39 @@ chunk_free_local(struct tars_heap *h, struct chunk_info *ci, void *ptr, size_t e
 	if (fast && unlikely(slot == NO_SLOT)) {
 		return 0;
 	}
+	long delay = tars_opt_load(&o->delay);
+	if (fast) {
+		if (unlikely((h->ndelayed | (unsigned)delay) != 0)) {
+			return 0;   /* the queue is the general path's */
+		}
+		delay = 0;   /* known, so the code below folds away */
+	} else {
+		if (unlikely(!delay && h->ndelayed != 0)) {
+			tars_chunk_drain_delayed(h, func);   /* delay was switched off */
+		}
+		if (unlikely(h->ndelayed != 0) && heap_delayed_find(h, ptr) >= 0) {
+			tars_chunk_double_free(ptr, "it waits in the delayed-free queue", func);
+		}
+	}
 	uint16_t req = ci_req(ci)[slot];
 	if (unlikely(expect != (size_t)-1 && expect != (size_t)(req & REQ_SIZE))) {
 		tars_chunk_size_mismatch(ptr, expect, req & REQ_SIZE, func);
 	}
 	unsigned flags = ci->flags;
-	unsigned nfree = ci->nfree + 1u;
 	long random = tars_opt_load(&o->random);
+	/* What is released: this slot, or the one the queue gives back. */
+	struct chunk_info *rci = ci;
+	unsigned rslot = slot;
+	unsigned qi = 0;
+	if (delay) {
+		qi = heap_rand_u8(h, fast) & (TARS_DELAY - 1);
+		rci = h->delayed[qi].ci;
+		if (rci != NULL) {
+			rslot = chunk_slot_of(rci, h->delayed[qi].ptr, func, 0);
+		}
+	}
 	if (fast && (unlikely(flags & (CI_NOACCESS | CI_NOLIST)) ||
-	    (unlikely(nfree == 1) && random && unlikely(h->rnd.avail == 0)) ||
-	    (unlikely(nfree == ci->total) && unlikely(h->nempty + !ci->in_empty >
-	    (size_t)tars_opt_load(&o->spare))))) {
+	    (rci != NULL && !chunk_release_fast_ok(h, rci, random)))) {
 		return 0;   /* a page to release, a refill, or a trim */
 	}
 	if (likely(!(flags & (CI_NOACCESS | CI_GONE)))) {
@@ -677,26 +765,15 @@ chunk_free_local(struct tars_heap *h, struct chunk_info *ci, void *ptr, size_t e
 			ci->flags = (uint8_t)(flags & ~CI_JUNKED);
 		}
 	}
-	unsigned w = slot >> 6;
-	map_store(ci, w, map_load(ci, w) | (1ull << (slot & 63)));
-	ci->nfree = (uint16_t)nfree;
-	if (!fast && unlikely(flags & CI_NOLIST)) {
-		if (nfree == ci->total) {
-			tars_chunk_release(h, ci);
-		}
-		return 1;
-	}
-	if (unlikely(nfree == 1)) {
-		heap_list_insert(h, ci, random, fast);
-	}
-	if (unlikely(nfree == ci->total)) {
-		if (!ci->in_empty) {
-			heap_empty_push(h, ci);
-		}
-		if (!fast && unlikely(h->nempty > (size_t)tars_opt_load(&o->spare))) {
-			tars_heap_trim(h);
+	if (delay) {
+		h->delayed[qi].ptr = ptr;
+		h->delayed[qi].ci = ci;
+		if (rci == NULL) {
+			h->ndelayed++;   /* an empty entry filled: nothing leaves */
+			return 1;
 		}
 	}
+	chunk_release_slot(h, rci, rslot, random, func, fast);
 	return 1;
 }
 

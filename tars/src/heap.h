@@ -33,6 +33,13 @@
 
 struct chunk_info;
 
+#define TARS_DELAY 16   /* slots of the delayed-free queue (option delay) */
+
+struct tars_delayed {
+	void *ptr;                   /* freed, wiped, not yet released */
+	struct chunk_info *ci;       /* its page's record; NULL: empty entry */
+};
+
 struct tars_heap {
 	uint64_t canary1;            /* tars_g.secret ^ (uintptr_t)heap */
 	atomic_uint busy;            /* entry depth; written by the owner */
@@ -47,6 +54,8 @@ struct tars_heap {
 	size_t nempty;
 	/* Pages holding slots freed by other threads (remote.c). */
 	_Atomic(struct chunk_info *) pending;
+	struct tars_delayed delayed[TARS_DELAY];
+	unsigned ndelayed;           /* entries in use */
 	struct tars_rand rnd;
 	struct tars_heap *all_next;  /* every heap (heaps_lock) */
 	struct tars_heap *free_next; /* abandoned heaps (heaps_lock) */

@@ -43,12 +43,13 @@
  *     fork child (it would still write the parent's memory); a child made
  *     without fork(), by a raw clone(2), must not call tars.
  *
- * Freed slots are wiped and PROT_NONE, and wait in a FIFO quarantine of
- * KA_QUARANTINE slots before they can be handed out again (then at random):
- * for the next KA_QUARANTINE key frees a stale pointer faults and a double
- * free aborts (the pointer is no longer in the block table).  Its cost is
+ * Freed slots are wiped and PROT_NONE, leave the block table, and wait in
+ * a FIFO quarantine of `quarantine` slots (the option that holds freed large
+ * blocks, 64 by default) before they can be handed out again (then at
+ * random): for the next `quarantine` key frees a stale pointer faults and a
+ * double free aborts ("double free of ... in quarantine").  Its cost is
  * address space (NORESERVE) and, in locked regions, the wiped pages, which
- * stay resident: KA_QUARANTINE pages at most.
+ * stay resident: `quarantine` pages at most.
  *
  * A region whose keys are all freed and out of quarantine is unmapped,
  * unless it is the last of its size.  Everything here runs with tars_blocks
@@ -69,7 +70,6 @@
 #define KA_MAX_PAGES 16              /* larger keys get a mapping each */
 #define KA_REGION_PAGES 16384        /* at most 64 MiB of 4 KiB pages */
 #define KA_FIRST_SLOTS 32            /* the first region of each size */
-#define KA_QUARANTINE 1024           /* freed slots held back (FIFO) */
 #define KA_HOT 16                    /* closed keys kept in a VMA of their own */
 
 /* Slot states. */
@@ -175,7 +175,7 @@ setup(void)
 		}
 		rnd_ready = 1;
 	}
-	size_t qlen = (KA_QUARANTINE * sizeof(uintptr_t) + ps() - 1) & ~tars_g.page_mask;
+	size_t qlen = (TARS_QUARANTINE_MAX * sizeof(uintptr_t) + ps() - 1) & ~tars_g.page_mask;
 	if (quarantine == NULL && (quarantine = meta_map(qlen)) == NULL) {
 		return -1;
 	}
@@ -515,22 +515,42 @@ slot_release(uintptr_t data)
 	region_maybe_release(g);
 }
 
+/* The freed slot i of g waits behind the last `quarantine` freed slots
+ * (the option large blocks use); the oldest beyond leave. */
 static void
 quarantine_push(struct ka_region *g, uint32_t i)
 {
 	g->state[i] = (uint8_t)((g->state[i] & S_STATE) == S_LOST ? S_LOST : S_QUAR);
 	g->live--;
 	g->quar++;
-	uintptr_t data = (uintptr_t)slot_data(g, i);
-	if (nquar == KA_QUARANTINE) {
+	size_t max = (size_t)TARS_OPT(quarantine);
+	while (nquar > 0 && nquar >= max) {
 		uintptr_t old = quarantine[qhead];
-		quarantine[qhead] = data;
-		qhead = (qhead + 1) % KA_QUARANTINE;
+		qhead = (qhead + 1) % TARS_QUARANTINE_MAX;
+		nquar--;
 		slot_release(old);
-	} else {
-		quarantine[(qhead + nquar) % KA_QUARANTINE] = data;
-		nquar++;
 	}
+	uintptr_t data = (uintptr_t)slot_data(g, i);
+	if (max == 0) {
+		slot_release(data);
+		return;
+	}
+	quarantine[(qhead + nquar) % TARS_QUARANTINE_MAX] = data;
+	nquar++;
+}
+
+int
+tars_keyarena_quarantined(const void *ptr)
+{
+	struct ka_region *g = region_of((uintptr_t)ptr);
+	if (g == NULL || (const uint8_t *)ptr < g->base + ps()) {
+		return 0;
+	}
+	/* A key ends at its trailing guard (size 0: starts there). */
+	size_t off = (size_t)((const uint8_t *)ptr - g->base - ps());
+	uint32_t i = (uint32_t)(off / stride(g));
+	return i < g->nslots && off % stride(g) <= (size_t)g->cls * ps() &&
+	    (g->state[i] & S_STATE) == S_QUAR;
 }
 
 /* One page of the canary pattern of the slot at data, in scratch: the

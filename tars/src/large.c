@@ -19,6 +19,17 @@
  * noise, and a block freed or protected from any thread is found at once.
  * The lock is only taken inside a heap entry, so a quiescent point (fork)
  * never sees it held.
+ *
+ * Quarantine.  A freed block's address is not handed back at once (the
+ * next mmap of the same size would return it, and a stale pointer would
+ * read the next block's secret; a second free would free the new block).
+ * The freed mapping, guards and data, is replaced by one PROT_NONE
+ * reservation (its memory and lock go back to the kernel) and held in a
+ * FIFO of `quarantine` blocks; only when it leaves the FIFO is it unmapped.
+ * Within that window a stale pointer faults and a second free aborts with
+ * "double free".  The cost: one mmap instead of one munmap per free (the
+ * same system call count), and at most `quarantine` PROT_NONE ranges of
+ * address space (one VMA each) with no memory behind them.
  */
 #include <errno.h>
 #include <string.h>
@@ -31,13 +42,104 @@ static atomic_int secretmem_broken, warned_secretmem, warned_unmap;
 
 struct tars_blocks tars_blocks = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+/* The quarantine: a ring of freed mappings, oldest at quar_head. */
+struct quarantined {
+	uint8_t *map;        /* guard | data | guard, all PROT_NONE now */
+	size_t len;
+	void *ptr;           /* the user pointer it had */
+	int kind;
+};
+static struct quarantined *quar;
+static size_t quar_head, quar_n;
+
 int
 tars_blocks_init(void)
 {
+	if (quar == NULL) {
+		size_t len = TARS_QUARANTINE_MAX * sizeof(*quar);
+		len = (len + tars_g.page_mask) & ~tars_g.page_mask;
+		struct quarantined *q = tars_os_map(NULL, len, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE, -1);
+		if (q == NULL) {
+			return -1;
+		}
+		atomic_fetch_add(&tars_meta_pages, len >> tars_g.page_shift);
+		quar = q;
+	}
 	if (tars_blocks.regions.slots != NULL) {
 		return 0;
 	}
 	return tars_region_init(&tars_blocks.regions, 256);
+}
+
+/* blocks locked.  The oldest quarantined mapping leaves: unmapped. */
+static void
+quarantine_evict(void)
+{
+	struct quarantined *q = &quar[quar_head];
+	/* A whole mapping: munmap needs no split, the VMA limit cannot
+	 * refuse it; should it fail anyway, the range stays PROT_NONE. */
+	(void)tars_os_unmap(q->map, q->len);
+	tars_blocks.quarantined_pages -= q->len >> tars_g.page_shift;
+	quar_head = (quar_head + 1) % TARS_QUARANTINE_MAX;
+	quar_n--;
+}
+
+/* blocks locked.  The freed mapping goes to the quarantine: 0, or -1 if
+ * there is none (quarantine=0) or the kernel refused the reservation. */
+static int
+quarantine_push(uint8_t *map, size_t len, void *ptr, int kind)
+{
+	size_t max = (size_t)TARS_OPT(quarantine);
+	while (quar_n > 0 && quar_n >= max) {
+		quarantine_evict();
+	}
+	if (max == 0 || tars_os_map(map, len, PROT_NONE,
+	    MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, -1) == NULL) {
+		return -1;
+	}
+	quar[(quar_head + quar_n) % TARS_QUARANTINE_MAX] =
+	    (struct quarantined){map, len, ptr, kind};
+	quar_n++;
+	tars_blocks.quarantined_pages += len >> tars_g.page_shift;
+	return 0;
+}
+
+/* blocks locked.  The quarantined block whose range holds ptr, or NULL. */
+static const struct quarantined *
+quarantine_find(const void *ptr)
+{
+	for (size_t i = 0; i < quar_n; i++) {
+		const struct quarantined *q = &quar[(quar_head + i) % TARS_QUARANTINE_MAX];
+		if ((const uint8_t *)ptr >= q->map && (const uint8_t *)ptr < q->map + q->len) {
+			return q;
+		}
+	}
+	return NULL;
+}
+
+void
+tars_block_not_found(const void *ptr, int freeing, const char *func)
+{
+	tars_blocks_lock();
+	const struct quarantined *q = quarantine_find(ptr);
+	if (q != NULL) {
+		tars_fatal(func, "%s %p (a %s block freed before, in quarantine%s)",
+		    freeing ? "double free of" : "use after free of",
+		    ptr, q->kind == KIND_KEY ? "key" : "large",
+		    q->ptr == ptr ? "" : "; not even its start");
+	}
+	if (tars_keyarena_quarantined(ptr)) {
+		tars_fatal(func, "%s %p (a key block freed before, in quarantine)",
+		    freeing ? "double free of" : "use after free of", ptr);
+	}
+	tars_blocks_unlock();
+}
+
+size_t
+tars_quarantine_count(void)
+{
+	return quar_n;
 }
 
 void
@@ -272,8 +374,11 @@ tars_large_free(struct region *r, void *ptr, size_t expect_size, const char *fun
 	p->block_requested -= r->size;
 	p->block_reserved -= dlen;
 	tars_unlock_stats(dlen, flags);
+	int kind = r->kind;
 	tars_region_delete(&p->regions, r);
-	unmap_fresh(data - ps, dlen + 2 * ps, func);
+	if (quarantine_push(data - ps, dlen + 2 * ps, ptr, kind) != 0) {
+		unmap_fresh(data - ps, dlen + 2 * ps, func);
+	}
 	tars_blocks_unlock();
 }
 
@@ -285,6 +390,7 @@ tars_key_protect(void *ptr, int prot, const char *func)
 		tars_fatal(func, "%p is not a key allocation (use tars_malloc_key)", ptr);
 	}
 	if (r == NULL) {
+		tars_block_not_found(ptr, 0, func);
 		tars_fatal(func, "bogus pointer %p (not a tars allocation)", ptr);
 	}
 	if (r->kind != KIND_KEY) {

@@ -69,6 +69,7 @@ free_in(struct tars_heap *h, void *ptr, size_t expect, const char *func)
 	}
 	struct region *r = tars_block_find(ptr);
 	if (unlikely(r == NULL)) {
+		tars_block_not_found(ptr, 1, func);
 		tars_fatal(func, "bogus pointer %p (double free, or not from tars)", ptr);
 	}
 	tars_large_free(r, ptr, expect, func);
@@ -91,6 +92,10 @@ block_info(const void *ptr, size_t *size, size_t *usable, const char *func)
 	int kind;
 	if (ci != NULL) {
 		kind = KIND_CHUNK;
+		if (h != NULL && h->ndelayed != 0 && heap_delayed_find(h, ptr) >= 0) {
+			tars_fatal(func, "bogus pointer %p (freed: it waits in the "
+			    "delayed-free queue)", ptr);
+		}
 		if (size != NULL) {
 			*size = tars_chunk_requested(ci, ptr, func);
 		}
@@ -100,6 +105,7 @@ block_info(const void *ptr, size_t *size, size_t *usable, const char *func)
 	} else {
 		struct region *r = tars_block_find(ptr);
 		if (r == NULL) {
+			tars_block_not_found(ptr, 0, func);
 			tars_fatal(func, "bogus pointer %p (freed, or not from tars)", ptr);
 		}
 		kind = r->kind;

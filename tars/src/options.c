@@ -39,7 +39,11 @@
 	    "available")                                                          \
 	X(stats, 0, 1, 0, 0, "1 print the statistics to stderr at exit")        \
 	X(spare, 1, TARS_SPARE_MAX, 128, 0, "empty chunk pages each thread's heap " \
-	    "keeps writable and wiped, for any class")
+	    "keeps writable and wiped, for any class")                            \
+	X(delay, 0, 1, 0, 0, "1 a freed chunk slot waits in a 16-slot queue "    \
+	    "before reuse (double frees caught meanwhile)")                       \
+	X(quarantine, 0, TARS_QUARANTINE_MAX, 64, 0, "freed large blocks and "   \
+	    "keys held PROT_NONE (faulting) before their address is reused")
 
 #define OPT_DESC(n, lo, hi, d, io, help) \
 	{ #n, lo, hi, d, io, help },

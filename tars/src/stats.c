@@ -77,6 +77,19 @@ tars_stats_get(struct tars_stats *s)
 			}
 			s->remote_frees += h->remote_frees;
 			s->recarved_pages += h->recarved;
+			/* Slots in the delayed-free queue are freed (and wiped),
+			 * though their bitmaps still hold them. */
+			for (int i = 0; i < TARS_DELAY; i++) {
+				struct chunk_info *ci = h->delayed[i].ci;
+				if (ci != NULL) {
+					unsigned k = (unsigned)(((size_t)((uint8_t *)h->delayed[i].ptr -
+					    ci->page) * ci->magic) >> 32);
+					s->delayed_slots++;
+					s->live_count--;
+					s->live_reserved -= ci->cls ? ci->size : 0;
+					s->live_requested -= ci->cls ? (ci_req(ci)[k] & REQ_SIZE) : 0;
+				}
+			}
 			s->chunk_pages += h->chunk_pages;
 			s->zero_pages += h->zero_pages;
 			nempty += h->nempty;
@@ -101,6 +114,8 @@ tars_stats_get(struct tars_stats *s)
 		s->key_pages = b->key_pages;
 		s->secretmem_pages = b->secretmem_pages;
 		s->guard_pages += b->guard_pages;
+		s->quarantined_blocks = tars_quarantine_count();
+		s->quarantined_pages = b->quarantined_pages;
 		s->live_requested += b->block_requested;
 		s->live_reserved += b->block_reserved;
 		s->live_count += b->block_mallocs - b->block_frees;
@@ -136,12 +151,15 @@ static const struct tars_stat_desc stat_descs[] = {
 	S(kept_pages, "pages", "pages the kernel would neither protect nor release")
 	S(lost_pages, "pages", "pages whose protections failed, never used")
 	S(pending_slots, "count", "slots freed by another thread, not yet collected")
+	S(delayed_slots, "count", "freed slots waiting in delayed-free queues")
 	S(large_count, "count", "live large allocations")
 	S(large_pages, "pages", "their data pages (guards excluded)")
 	S(key_count, "count", "live key allocations")
 	S(key_pages, "pages", "their data pages (guards excluded)")
 	S(secretmem_pages, "pages", "key data pages backed by memfd_secret")
 	S(guard_pages, "pages", "PROT_NONE guard pages")
+	S(quarantined_blocks, "count", "freed large blocks and keys held PROT_NONE")
+	S(quarantined_pages, "pages", "their address space (no memory behind it)")
 	S(meta_pages, "pages", "pages of metadata")
 	S(locked_bytes, "bytes", "bytes currently mlock'ed by tars")
 	S(unlocked_bytes, "bytes", "bytes that mlock=1 failed to lock")

@@ -28,6 +28,7 @@
 #define TARS_FREE_JUNK 0xdf      /* junk: freed slots, new blocks */
 #define TARS_CACHE_MAX 4096      /* upper bound of option `cache` */
 #define TARS_SPARE_MAX 4096      /* upper bound of option `spare` */
+#define TARS_QUARANTINE_MAX 4096 /* upper bound of option `quarantine` */
 #define TARS_NLISTS 4            /* random lists of free-slot pages per class */
 #define TARS_RUN_PAGES 16        /* chunk pages committed at a time */
 
@@ -117,7 +118,7 @@ tars_rand_u16(struct tars_rand *r)
 
 struct tars_options {
 	long junk, canary, cache, classes, random, mlock, dump, fork;
-	long secretmem, stats, spare;
+	long secretmem, stats, spare, delay, quarantine;
 };
 
 /* Read-only after initialisation (the page is mprotect'ed). */
@@ -236,6 +237,7 @@ struct tars_blocks {
 	struct region_table regions;
 	size_t large_count, large_pages, key_count, key_pages, secretmem_pages;
 	size_t guard_pages;
+	size_t quarantined_pages;    /* address space held by the quarantine */
 	size_t block_requested, block_reserved;
 	uint64_t block_mallocs, block_frees;
 };
@@ -252,6 +254,12 @@ struct region *tars_block_find(const void *ptr);
 /* blocks locked on entry, unlocked on return. */
 void tars_large_free(struct region *r, void *ptr, size_t expect_size,
     const char *func);
+/* No block holds ptr: if a quarantined one did, abort with "double free"
+ * (freeing) or "use after free"; else return (the caller reports the
+ * bogus pointer). */
+void tars_block_not_found(const void *ptr, int freeing, const char *func);
+/* Blocks in quarantine (blocks locked). */
+size_t tars_quarantine_count(void);
 int tars_key_protect(void *ptr, int prot, const char *func);
 /* Release or re-flag data pages in a fork child (blocks locked). */
 void tars_large_after_fork(void);
@@ -283,6 +291,9 @@ void *tars_keyarena_alloc(size_t size, const char *func);
 void tars_keyarena_free(struct region *r, const char *func);
 /* Blocks locked: 0, or -1 with errno. */
 int tars_keyarena_protect(struct region *r, int prot);
+/* Blocks locked: 1 if ptr is in a freed arena key slot still in
+ * quarantine. */
+int tars_keyarena_quarantined(const void *ptr);
 /* Fork child, blocks locked. */
 void tars_keyarena_after_fork(void);
 void tars_keyarena_relock(int strict);

@@ -299,7 +299,7 @@ double_free_large(void *arg)
 
 Test(death, double_free_large)
 {
-	EXPECT_TARS_ABORT(double_free_large, "tars_free", "bogus pointer", "double free");
+	EXPECT_TARS_ABORT(double_free_large, "tars_free", "double free", "in quarantine");
 }
 
 static BUG void
@@ -314,7 +314,7 @@ double_free_raw_key(void *arg)
 
 Test(death, double_free_raw_key)
 {
-	EXPECT_TARS_ABORT(double_free_raw_key, "tars_free", "bogus pointer", "double free");
+	EXPECT_TARS_ABORT(double_free_raw_key, "tars_free", "double free", "key block");
 }
 
 static BUG void
@@ -370,8 +370,8 @@ double_free_large_other_thread(void *arg)
 
 Test(death, double_free_large_freed_first_by_another_thread)
 {
-	EXPECT_TARS_ABORT(double_free_large_other_thread, "tars_free", "bogus pointer",
-	    "double free");
+	EXPECT_TARS_ABORT(double_free_large_other_thread, "tars_free", "double free",
+	    "in quarantine");
 }
 
 /* ---- invalid free ---------------------------------------------------- */
@@ -945,7 +945,7 @@ Test(death, realloc_of_a_freed_chunk)
 Test(death, realloc_of_a_freed_large_block)
 {
 	expect_death(realloc_freed, (void *)(uintptr_t)40000, SIGABRT,
-	    "tars: tars_realloc(): ", "bogus pointer", NULL);
+	    "tars: tars_realloc(): ", "use after free", "in quarantine");
 }
 
 static BUG void
@@ -977,7 +977,7 @@ usable_size_freed(void *arg)
 
 Test(death, usable_size_of_a_freed_block)
 {
-	EXPECT_TARS_ABORT(usable_size_freed, "tars_usable_size", "bogus pointer", NULL);
+	EXPECT_TARS_ABORT(usable_size_freed, "tars_usable_size", "use after free", NULL);
 }
 
 struct protect {
