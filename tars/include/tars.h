@@ -21,8 +21,8 @@
  *
  *       | slot | slot | req..canary | slot | ... |     one data page
  *
- *   Large allocations (size > page_size / 2) and every key allocation get a
- *   mapping of their own with a PROT_NONE guard page on each side.  The data
+ *   Large allocations (size > page_size / 2) and keys of more than 16 pages
+ *   get a mapping of their own with a PROT_NONE guard page on each side.  The data
  *   ends at the trailing guard page (the end is 16-byte aligned), so an
  *   overflow past the rounded size faults at once with SIGSEGV:
  *
@@ -247,8 +247,14 @@ struct tars_stats {
 	size_t guard_pages;      /* PROT_NONE guard pages (large, key, heaps) */
 	size_t quarantined_blocks; /* freed large blocks and keys held PROT_NONE
 	                          * before their address is reused */
-	size_t quarantined_pages;/* their address space, guards included (no
-	                          * memory behind it) */
+	size_t quarantined_pages;/* their address space, guards included */
+	size_t large_cached_pages; /* of which data pages kept (wiped, with
+	                          * memory) for reuse by a block of that size */
+	size_t slabs;            /* mappings of multi-page slots (blocks of
+	                          * 2049 bytes to 16 pages) */
+	size_t slab_held;        /* freed slots waiting out the quarantine */
+	size_t slab_free_pages;  /* pages of slots holding no block (kept
+	                          * wiped for reuse) */
 	size_t meta_pages;       /* pages of metadata (heaps, records, tables) */
 	size_t locked_bytes;     /* bytes currently mlock'ed by tars */
 	size_t unlocked_bytes;   /* bytes that mlock=1 failed to lock */
@@ -265,6 +271,8 @@ struct tars_stats {
 	uint64_t cache_hits;     /* new chunk pages taken from the cache */
 	uint64_t cache_misses;   /* new chunk pages taken from fresh runs */
 	uint64_t released_pages; /* empty chunk pages given back to the kernel */
+	uint64_t large_reused;   /* large mappings taken from the cache */
+	uint64_t large_mapped;   /* large and key mappings made fresh */
 	uint64_t protect_changes;/* mprotect calls */
 	uint64_t syscalls;       /* every system call tars issued */
 	uint64_t mmaps;          /* of which mmap */

@@ -42,6 +42,9 @@
  *     The descriptor is opened on first use, O_CLOEXEC, and dropped in a
  *     fork child (it would still write the parent's memory); a child made
  *     without fork(), by a raw clone(2), must not call tars.
+ *   - A key reopened soon after it closed keeps a VMA of its own (the hot
+ *     set, below), so a key in steady use costs protection flips, not
+ *     splits and merges.
  *
  * Freed slots are wiped and PROT_NONE, leave the block table, and wait in
  * a FIFO quarantine of `quarantine` slots (the option that holds freed large
@@ -725,7 +728,7 @@ arena_alloc(size_t size, const void *src, const char *func)
 	uint16_t flags = (uint16_t)(g->flags | R_ARENA | (canary ? R_CANARY : 0) |
 	    (unsigned)prot << R_PROT_SHIFT);
 	struct region r = {.page = (uintptr_t)ptr & ~tars_g.page_mask, .ptr = ptr,
-	    .size = size, .npages = cls, .kind = KIND_KEY, .flags = flags};
+	    .size = size, .npages = cls, .data = data, .kind = KIND_KEY, .flags = flags};
 	if (tars_region_insert(&b->regions, &r) != 0) {
 		tars_fatal(func, "region table reserve failed");
 	}
@@ -970,7 +973,7 @@ tars_keyarena_protect(struct region *r, int prot)
 		g->state[i] |= S_WRITTEN;
 	}
 	nopen += (old == PROT_NONE) - (prot == PROT_NONE);
-	r->flags = (uint16_t)((r->flags & ((1u << R_PROT_SHIFT) - 1)) |
+	r->flags = (uint16_t)((r->flags & ~(7u << R_PROT_SHIFT)) |
 	    (unsigned)prot << R_PROT_SHIFT);
 	return 0;
 }

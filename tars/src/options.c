@@ -43,7 +43,12 @@
 	X(delay, 0, 1, 0, 0, "1 a freed chunk slot waits in a 16-slot queue "    \
 	    "before reuse (double frees caught meanwhile)")                       \
 	X(quarantine, 0, TARS_QUARANTINE_MAX, 64, 0, "freed large blocks and "   \
-	    "keys held PROT_NONE (faulting) before their address is reused")
+	    "keys not reused for this many later frees (multi-page slots: at "    \
+	    "most 256 KiB a class)")                                              \
+	X(large_cache, 0, TARS_LARGE_CACHE_MAX, 256, 0, "pages of freed large "  \
+	    "blocks kept (wiped) for reuse without a system call")              \
+	X(freed_none, 0, 1, 0, 0, "1 freed large blocks kept for reuse are "     \
+	    "PROT_NONE (a stale pointer faults), a system call per free and reuse")
 
 #define OPT_DESC(n, lo, hi, d, io, help) \
 	{ #n, lo, hi, d, io, help },

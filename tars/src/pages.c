@@ -384,7 +384,11 @@ source_page(unsigned *flags)
 		/* The VMA limit: try a fresh run instead. */
 	}
 	if (run_left == 0 && commit_run() != 0) {
-		return NULL;
+		/* Freed large blocks may hold the memory or mlock budget a
+		 * new run needs: let them go, then try once more. */
+		if (tars_large_flush() == 0 || commit_run() != 0) {
+			return NULL;
+		}
 	}
 	page = run_next;
 	run_next += ps;

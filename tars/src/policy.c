@@ -145,3 +145,9 @@ tars_relock_range(void *addr, size_t len, int closed)
 	errno = saved;
 	return 1;
 }
+
+uint8_t
+tars_policy_now(void)
+{
+	return (uint8_t)(TARS_OPT(mlock) | TARS_OPT(dump) << 2 | TARS_OPT(fork) << 3 | 0x80);
+}

@@ -116,6 +116,10 @@ tars_stats_get(struct tars_stats *s)
 		s->guard_pages += b->guard_pages;
 		s->quarantined_blocks = tars_quarantine_count();
 		s->quarantined_pages = b->quarantined_pages;
+		s->large_cached_pages = tars_quarantine_kept();
+		s->large_reused = b->cache_hits;
+		s->large_mapped = b->cache_misses;
+		tars_slab_stats(s);
 		s->live_requested += b->block_requested;
 		s->live_reserved += b->block_reserved;
 		s->live_count += b->block_mallocs - b->block_frees;
@@ -159,7 +163,11 @@ static const struct tars_stat_desc stat_descs[] = {
 	S(secretmem_pages, "pages", "key data pages backed by memfd_secret")
 	S(guard_pages, "pages", "PROT_NONE guard pages")
 	S(quarantined_blocks, "count", "freed large blocks and keys held PROT_NONE")
-	S(quarantined_pages, "pages", "their address space (no memory behind it)")
+	S(quarantined_pages, "pages", "their address space, guards included")
+	S(large_cached_pages, "pages", "of which data pages kept for reuse")
+	S(slabs, "count", "mappings of multi-page slots")
+	S(slab_held, "count", "freed multi-page slots waiting out the quarantine")
+	S(slab_free_pages, "pages", "pages of multi-page slots holding no block")
 	S(meta_pages, "pages", "pages of metadata")
 	S(locked_bytes, "bytes", "bytes currently mlock'ed by tars")
 	S(unlocked_bytes, "bytes", "bytes that mlock=1 failed to lock")
@@ -173,6 +181,8 @@ static const struct tars_stat_desc stat_descs[] = {
 	S(cache_hits, "count", "new chunk pages taken from the cache")
 	S(cache_misses, "count", "new chunk pages taken from fresh runs")
 	S(released_pages, "count", "empty chunk pages given back to the kernel")
+	S(large_reused, "count", "large mappings taken from the cache")
+	S(large_mapped, "count", "large and key mappings made fresh")
 	S(protect_changes, "count", "mprotect calls")
 	S(syscalls, "count", "every system call tars issued")
 	S(mmaps, "count", "of which mmap")

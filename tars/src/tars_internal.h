@@ -29,6 +29,7 @@
 #define TARS_CACHE_MAX 4096      /* upper bound of option `cache` */
 #define TARS_SPARE_MAX 4096      /* upper bound of option `spare` */
 #define TARS_QUARANTINE_MAX 4096 /* upper bound of option `quarantine` */
+#define TARS_LARGE_CACHE_MAX 65536 /* upper bound of option `large_cache` */
 #define TARS_NLISTS 4            /* random lists of free-slot pages per class */
 #define TARS_RUN_PAGES 16        /* chunk pages committed at a time */
 
@@ -118,7 +119,7 @@ tars_rand_u16(struct tars_rand *r)
 
 struct tars_options {
 	long junk, canary, cache, classes, random, mlock, dump, fork;
-	long secretmem, stats, spare, delay, quarantine;
+	long secretmem, stats, spare, delay, quarantine, large_cache, freed_none;
 };
 
 /* Read-only after initialisation (the page is mprotect'ed). */
@@ -161,14 +162,20 @@ enum { KIND_CHUNK = 1, KIND_LARGE = 2, KIND_KEY = 3 };
 #define R_WIPEFORK   0x10   /* data pages MADV_WIPEONFORK */
 #define R_DONTFORK   0x20   /* data pages MADV_DONTFORK */
 #define R_UNLOCKED   0x40   /* mlock=1 failed to lock the data pages */
-#define R_ARENA      0x80   /* key: a slot of the key arena (keyarena.c) */
+#define R_SLAB       0x80   /* large: a slot of a multi-page class (slab.c) */
+#define R_POLICY     (R_LOCKED | R_UNLOCKED | R_WIPEFORK | R_DONTFORK)
+#define R_REUSED     0x4000 /* large: pages reused, not fresh (alloc only) */
+#define R_ARENA      0x0800 /* key: a slot of the key arena (keyarena.c) */
 #define R_PROT_SHIFT 8      /* key: current protection (PROT_*) << 8 */
 
 struct region {
-	uintptr_t page;          /* key: first page of the block; 0 = empty */
+	uintptr_t page;          /* key: the page of ptr; 0 = empty */
 	void *ptr;               /* the user pointer */
 	size_t size;             /* requested size */
 	size_t npages;           /* data pages */
+	uint8_t *data;           /* the first of them */
+	void *slab;              /* R_SLAB: its slab, and the slot in it */
+	unsigned slot;
 	uint16_t kind;
 	uint16_t flags;
 };
@@ -238,6 +245,7 @@ struct tars_blocks {
 	size_t large_count, large_pages, key_count, key_pages, secretmem_pages;
 	size_t guard_pages;
 	size_t quarantined_pages;    /* address space held by the quarantine */
+	uint64_t cache_hits, cache_misses;  /* large mappings reused / fresh */
 	size_t block_requested, block_reserved;
 	uint64_t block_mallocs, block_frees;
 };
@@ -258,8 +266,35 @@ void tars_large_free(struct region *r, void *ptr, size_t expect_size,
  * (freeing) or "use after free"; else return (the caller reports the
  * bogus pointer). */
 void tars_block_not_found(const void *ptr, int freeing, const char *func);
-/* Blocks in quarantine (blocks locked). */
+/* Give back the memory and mlock budget that freed large blocks keep
+ * (takes the blocks lock): the pages given back.  Called when an
+ * allocation runs out. */
+size_t tars_large_flush(void);
+/* Blocks in quarantine, and the pages kept for reuse (blocks locked). */
 size_t tars_quarantine_count(void);
+size_t tars_quarantine_kept(void);
+
+/* ------------------------------------------------------------------ */
+/* slab.c: multi-page size classes (blocks locked)                      */
+
+#define SLAB_CLASSES 12
+#define SLAB_MAX_PAGES 16        /* blocks of up to this many pages */
+
+/* The class of a block of npages pages (SLAB_CLASSES if none), its pages. */
+unsigned tars_slab_class(size_t npages);
+size_t tars_slab_class_pages(unsigned cls);
+/* A writable, protected slot of class cls: its first page; its policy
+ * flags, slab and slot index through the pointers.  NULL with ENOMEM. */
+void *tars_slab_alloc(unsigned cls, uint16_t *flags, void **slab, unsigned *slot);
+/* The slot (wiped) waits in its class's FIFO, then is free again. */
+void tars_slab_free(void *slab, unsigned slot);
+/* 1 if ptr is in a slot waiting in a FIFO. */
+int tars_slab_held(const void *ptr);
+/* Drop the memory of every slot that holds no block; the pages dropped. */
+size_t tars_slab_flush(void);
+void tars_slab_stats(struct tars_stats *st);
+void tars_slab_after_fork(void);
+void tars_slab_relock(void);
 int tars_key_protect(void *ptr, int prot, const char *func);
 /* Release or re-flag data pages in a fork child (blocks locked). */
 void tars_large_after_fork(void);
@@ -322,6 +357,9 @@ int tars_apply_region_policy(void *addr, size_t len, uint16_t *flags, int secret
     long mlock_policy);
 /* The bytes of len at flags leave the lock statistics. */
 void tars_unlock_stats(size_t len, uint16_t flags);
+/* What the protections of fresh pages depend on (mlock, dump, fork): kept
+ * pages are reused only under the same options.  Never 0. */
+uint8_t tars_policy_now(void);
 /* mlock again after fork; 1 if locked. */
 int tars_relock_range(void *addr, size_t len, int closed);
 

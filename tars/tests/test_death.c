@@ -783,11 +783,18 @@ Test(death, write_after_free_chunk_detected_by_calloc)
 	    "write after free", "byte 99");
 }
 
+/* arg: 0 a large block under freed_none=1 (its kept pages PROT_NONE),
+ * 1 a key (never kept: dropped, PROT_NONE), 2 a large block of over 16
+ * pages (the region cache) under freed_none=1. */
 static BUG void
 write_after_free_large(void *arg)
 {
-	int key = arg != NULL;
-	volatile uint8_t *p = key ? tars_malloc_key(5000) : tars_malloc(5000);
+	int how = (int)(uintptr_t)arg;
+	if (how != 1) {
+		set_option("freed_none", 1);
+	}
+	size_t size = how == 2 ? 100000 : 5000;
+	volatile uint8_t *p = how == 1 ? tars_malloc_key(size) : tars_malloc(size);
 	CHILD_CHECK(p != NULL);
 	tars_free((void *)p);
 	p[0] = 0x41;
@@ -796,7 +803,8 @@ write_after_free_large(void *arg)
 
 Test(death, write_after_free_large)
 {
-	expect_fault(write_after_free_large, NULL);
+	expect_fault(write_after_free_large, (void *)0);
+	expect_fault(write_after_free_large, (void *)2);
 }
 
 Test(death, write_after_free_key)
@@ -804,10 +812,40 @@ Test(death, write_after_free_key)
 	expect_fault(write_after_free_large, (void *)1);
 }
 
+/* The default (freed_none=0): a freed large block keeps its pages,
+ * writable and wiped, for reuse without a system call; a stale pointer
+ * reads zeros, never the old contents nor, within the quarantine window,
+ * another live block. */
+static BUG void
+read_after_free_large_default(void *arg)
+{
+	size_t size = (size_t)(uintptr_t)arg;
+	volatile uint8_t *p = tars_malloc(size);
+	CHILD_CHECK(p != NULL);
+	memset((void *)p, 0x5e, size);
+	tars_free((void *)p);
+	for (int i = 0; i < 8; i++) {
+		unsigned char *q = tars_malloc(size);
+		CHILD_CHECK(q != NULL);
+		memset(q, 0x42, size);
+	}
+	for (size_t i = 0; i < size; i += 97) {
+		CHILD_CHECK(p[i] == 0);
+	}
+	_exit(0);
+}
+
+Test(death, read_after_free_large_reads_zeros_by_default)
+{
+	expect_exit0(read_after_free_large_default, (void *)(uintptr_t)5000);
+	expect_exit0(read_after_free_large_default, (void *)(uintptr_t)100000);
+}
+
 static BUG void
 read_after_free_large(void *arg)
 {
 	(void)arg;
+	set_option("freed_none", 1);
 	volatile uint8_t *p = tars_malloc(50000);
 	CHILD_CHECK(p != NULL);
 	memset((void *)p, 0x5e, 50000);

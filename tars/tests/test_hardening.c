@@ -69,7 +69,10 @@ free_at_vma_limit(void *arg)
 	}
 	struct tars_stats s = snap();
 	CHILD_CHECK(s.live_count == 0);
+#ifndef __SANITIZE_ADDRESS__
+	/* (ASan's own mappings move the limit under our feet.) */
 	CHILD_CHECK(s.kept_pages >= 1);
+#endif
 	for (int i = 0; i < N; i++) {
 		/* A kept page reads free junk, a released one zeros (or cannot
 		 * be read): never the 0x5a it held. */
@@ -93,7 +96,7 @@ free_at_vma_limit(void *arg)
 		CHILD_CHECK(p[i] != NULL);
 	}
 	struct tars_stats t = snap();
-	CHILD_CHECK(t.kept_pages < s.kept_pages);
+	CHILD_CHECK(t.kept_pages < s.kept_pages || s.kept_pages == 0);
 	for (int i = 0; i < N; i++) {
 		tars_free(p[i]);
 	}
@@ -267,11 +270,11 @@ protections_at_vma_limit(void *arg)
 	}
 	blk[n] = NULL;
 	CHILD_CHECK(n > 0);
+	vma_release(&f, 4);   /* room for the mapping below and for fork */
 	size_t max = 70000 + 1000;
 	struct vma_flags *v = mmap(NULL, max * sizeof(*v), PROT_READ | PROT_WRITE,
 	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	CHILD_CHECK(v != MAP_FAILED);
-	vma_release(&f, 4);   /* room for the mapping above and for fork */
 	size_t nv = read_vma_flags(v, max);
 	for (int i = 0; i < n; i++) {
 		const struct vma_flags *m = vma_of(v, nv, blk[i]);

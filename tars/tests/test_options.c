@@ -41,6 +41,8 @@ static const struct opt opts[] = {
 	{"spare", 1, 4096, 128},
 	{"delay", 0, 1, 0},
 	{"quarantine", 0, 4096, 64},
+	{"large_cache", 0, 65536, 256},
+	{"freed_none", 0, 1, 0},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -182,8 +184,9 @@ Test(options, pools_is_retired)
 Test(options, environment_sets_every_option)
 {
 	setenv("TARS_OPTIONS", "junk=2,canary=0,cache=7,classes=0,random=0,mlock=0,"
-	    "dump=1,fork=2,secretmem=1,stats=0,spare=5,delay=1,quarantine=9", 1);
-	const long want[NOPTS] = {2, 0, 7, 0, 0, 0, 1, 2, 1, 0, 5, 1, 9};
+	    "dump=1,fork=2,secretmem=1,stats=0,spare=5,delay=1,quarantine=9,"
+	    "large_cache=3,freed_none=1", 1);
+	const long want[NOPTS] = {2, 0, 7, 0, 0, 0, 1, 2, 1, 0, 5, 1, 9, 3, 1};
 	for (size_t i = 0; i < NOPTS; i++) {
 		cr_assert_eq(tars_option_get(opts[i].name), want[i], "%s", opts[i].name);
 	}

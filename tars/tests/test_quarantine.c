@@ -1,10 +1,12 @@
 /*
- * Address reuse (suite "quarantine", issue 12 item 7): a freed large block
- * or key keeps its address out of circulation for the next `quarantine`
- * frees (PROT_NONE, no memory behind it), so a stale pointer faults and a
- * second free aborts even after other allocations of the same size; the
- * chunk path's optional delayed-free queue (delay=1) does the same for
- * the next 16 local frees, without the fault (chunk pages stay mapped).
+ * Address reuse (suite "quarantine", issues 12 and 16): a freed large
+ * block or key keeps its address out of circulation for the next
+ * `quarantine` frees, so a second free aborts even after other
+ * allocations of the same size, and a stale pointer faults (keys always,
+ * large blocks with freed_none=1) or reads zeros (large blocks by
+ * default: their pages are kept, wiped, for reuse without a system call),
+ * never another live block; the chunk path's optional delayed-free queue
+ * (delay=1) does the same for the next 16 local frees.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -36,6 +38,7 @@ static BUG void
 stale_large_after_reuse(void *arg)
 {
 	size_t size = (size_t)(uintptr_t)arg;
+	CHILD_CHECK(tars_option_set("freed_none", 1) == 0);
 	volatile unsigned char *p = tars_malloc(size);
 	CHILD_CHECK(p != NULL);
 	tars_free((void *)p);
@@ -52,7 +55,37 @@ stale_large_after_reuse(void *arg)
 
 Test(quarantine, a_stale_large_pointer_faults_after_other_allocations)
 {
-	EXPECT_FAULT(stale_large_after_reuse, (void *)(uintptr_t)20000);
+	EXPECT_FAULT(stale_large_after_reuse, (void *)(uintptr_t)20000);    /* a slot */
+	EXPECT_FAULT(stale_large_after_reuse, (void *)(uintptr_t)200000);   /* a mapping */
+}
+
+/* The default: pages kept writable; within the window no other block is
+ * put there, so a stale pointer reads the wipe. */
+static BUG void
+stale_large_default(void *arg)
+{
+	size_t size = (size_t)(uintptr_t)arg;
+	volatile unsigned char *p = tars_malloc(size);
+	CHILD_CHECK(p != NULL);
+	memset((void *)p, 0x5a, size);
+	tars_free((void *)p);
+	unsigned char *q[4];
+	for (int i = 0; i < 4; i++) {
+		q[i] = tars_malloc(size);
+		CHILD_CHECK(q[i] != NULL);
+		memset(q[i], 0x42, size);
+		tars_free(q[i]);   /* free and reuse: still not p's pages */
+	}
+	for (size_t i = 0; i < size; i += 61) {
+		CHILD_CHECK(p[i] == 0);
+	}
+	_exit(0);
+}
+
+Test(quarantine, a_stale_large_pointer_reads_the_wipe_by_default)
+{
+	EXPECT_EXIT0(stale_large_default, (void *)(uintptr_t)20000);
+	EXPECT_EXIT0(stale_large_default, (void *)(uintptr_t)200000);
 }
 
 static BUG void
@@ -95,32 +128,85 @@ Test(quarantine, a_double_free_after_reuse_aborts)
 	    "tars: tars_free(): double free of");
 }
 
-/* The window: the quarantine holds `quarantine` blocks, then the oldest
- * is unmapped.  Its memory is gone at once; only address space is held. */
-Test(quarantine, the_window_is_the_option_and_holds_no_memory)
+/* The window, for mappings (blocks of over 16 pages): the last
+ * `quarantine` freed are held; beyond, a block of the same size reuses
+ * one with no system call, up to `large_cache` pages kept; the rest is
+ * unmapped. */
+Test(quarantine, the_window_and_the_cache_of_large_mappings)
 {
-	cr_assert_eq(tars_option_set("quarantine", 8), 0);
-	size_t ps = page_size();
+	cr_assert_eq(tars_option_set("quarantine", 4), 0);
+	cr_assert_eq(tars_option_set("large_cache", 100), 0);
+	size_t ps = page_size(), size = 20 * ps;
+	void *p[12];
+	for (int i = 0; i < 12; i++) {
+		p[i] = tars_malloc(size);
+		cr_assert_not_null(p[i]);
+	}
 	struct tars_stats a = snap();
-	for (int i = 0; i < 20; i++) {
-		void *p = tars_malloc(5 * ps);
-		cr_assert_not_null(p);
-		memset(p, 0x11, 5 * ps);
-		tars_free(p);
+	for (int i = 0; i < 12; i++) {
+		tars_free(p[i]);
 	}
 	struct tars_stats b = snap();
-	cr_assert_eq(b.quarantined_blocks, 8);
-	cr_assert_eq(b.quarantined_pages, 8 * 7);   /* data and two guards */
-	cr_assert_eq(b.munmaps - a.munmaps, 12);
-	cr_assert_eq(b.locked_bytes, a.locked_bytes, "quarantined pages keep no lock");
-	/* quarantine=0: unmapped at once, as before. */
-	cr_assert_eq(tars_option_set("quarantine", 0), 0);
-	void *p = tars_malloc(5 * ps);
-	cr_assert_not_null(p);
-	tars_free(p);
+	/* 100 pages: five 20-page blocks kept; the rest dropped, and
+	 * unmapped once out of the window. */
+	cr_assert_eq(b.large_cached_pages, 100);
+	cr_assert_eq(b.quarantined_blocks, 5 + 4 - 4 + 4, "%zu", b.quarantined_blocks);
+	cr_assert_lt(b.locked_bytes, a.locked_bytes);
+	/* Blocks of that size now come from the cache: no system call. */
+	void *q[8];
+	for (int i = 0; i < 5; i++) {
+		q[i] = tars_malloc(size);
+		cr_assert_not_null(q[i]);
+	}
 	struct tars_stats c = snap();
-	cr_assert_eq(c.quarantined_blocks, 0, "lowering the option empties it");
-	cr_assert_eq(c.munmaps - b.munmaps, 9);
+	cr_assert_eq(c.syscalls, b.syscalls, "%llu system calls",
+	    (unsigned long long)(c.syscalls - b.syscalls));
+	cr_assert_eq(c.large_reused - b.large_reused, 5);
+	for (int i = 0; i < 5; i++) {
+		tars_free(q[i]);
+	}
+	/* quarantine=0, large_cache=0: unmapped at once. */
+	cr_assert_eq(tars_option_set("quarantine", 0), 0);
+	cr_assert_eq(tars_option_set("large_cache", 0), 0);
+	void *r = tars_malloc(size);
+	cr_assert_not_null(r);
+	tars_free(r);
+	struct tars_stats d = snap();
+	cr_assert_eq(d.quarantined_blocks, 0, "lowering the options empties it");
+	cr_assert_eq(d.large_cached_pages, 0);
+}
+
+/* Multi-page slots: a freed slot waits out its class's window, then is
+ * reused with no system call; a burst of allocations and frees settles. */
+Test(quarantine, multi_page_slots_settle_with_no_system_call)
+{
+	/* Room for all four classes' windows (else the cache bound unmaps
+	 * the slabs one class empties while another grows). */
+	cr_assert_eq(tars_option_set("large_cache", 4096), 0);
+	size_t sizes[] = {4096, 5000, 16384, 65536};
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		void *p[64];
+		for (int round = 0; round < 8; round++) {
+			struct tars_stats a = snap();
+			for (int i = 0; i < 16; i++) {
+				p[i] = tars_malloc(sizes[k]);
+				cr_assert_not_null(p[i]);
+			}
+			for (int i = 0; i < 16; i++) {
+				tars_free(p[i]);
+			}
+			struct tars_stats b = snap();
+			if (round >= 5) {   /* the window (64 slots at most) is full */
+				cr_assert_eq(b.syscalls, a.syscalls, "size %zu round %d: %llu "
+				    "system calls", sizes[k], round,
+				    (unsigned long long)(b.syscalls - a.syscalls));
+			}
+		}
+	}
+	struct tars_stats s = snap();
+	cr_assert_eq(s.live_count, 0);
+	cr_assert_gt(s.slabs, 0);
+	cr_assert_gt(s.slab_held, 0);
 }
 
 /* ---- chunks: the delayed-free queue ----------------------------------- */

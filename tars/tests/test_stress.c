@@ -555,3 +555,73 @@ Test(stress, options_switched_while_threads_allocate, .init = no_env, .timeout =
 	cr_assert_eq(st.live_count, 0);
 	pthread_mutex_destroy(&x.lock);
 }
+
+/* ---------------------------------------------------------------- large */
+
+/*
+ * Large blocks of 2049 bytes to 90 KB (multi-page slots and mappings from
+ * the cache), allocated, reallocated, aligned, calloc'ed and freed at
+ * random while the options that change what a reused slot or mapping must
+ * be (canary, junk, mlock, dump, fork, quarantine, large_cache) switch:
+ * every block keeps its contents, no two overlap (a canary between them
+ * would say so at free), and everything is freed in the end.  (A cached
+ * mapping once handed its last block's canary flag to the next block.)
+ */
+Test(stress, large_blocks_while_options_switch, .init = no_env, .timeout = 120)
+{
+	enum { N = 64 };
+	struct { unsigned char *p; size_t n; unsigned char v; } s[N] = {{0}};
+	uint32_t x = 7;
+	static const char *const opt[] = {"mlock", "dump", "fork", "junk", "canary",
+	    "quarantine", "large_cache"};
+	for (long o = 0; o < 30000 / SAN_DIV; o++) {
+		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+		uint32_t r = x;
+		int i = (int)(r % N);
+		if ((r >> 8) % 50 == 0) {
+			int k = (int)((r >> 16) % 7);
+			long v = k == 5 ? (long)((r >> 20) % 80) : k == 6 ? (long)((r >> 20) % 600)
+			    : k == 3 ? 1 + (long)((r >> 20) % 2) : (long)((r >> 20) % 2);
+			cr_assert_eq(tars_option_set(opt[k], v), 0, "%s=%ld", opt[k], v);
+			continue;
+		}
+		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+		size_t n = 2049 + x % 90000;
+		if (s[i].p != NULL) {
+			cr_assert(all_bytes(s[i].p, s[i].n, s[i].v), "block %d lost its bytes", i);
+			if (r & 0x10000) {
+				tars_free(s[i].p);
+				s[i].p = NULL;
+				continue;
+			}
+			unsigned char *q = tars_realloc(s[i].p, n);
+			cr_assert_not_null(q);
+			if (n > s[i].n) {
+				memset(q + s[i].n, s[i].v, n - s[i].n);
+			}
+			s[i].p = q;
+			s[i].n = n;
+			continue;
+		}
+		unsigned char *p = (r & 0x20000) ? tars_aligned_alloc((size_t)64 << ((r >> 18) % 7), n)
+		    : (r & 0x40000) ? tars_calloc(1, n) : tars_malloc(n);
+		cr_assert_not_null(p, "%zu bytes: %s", n, strerror(errno));
+		if (r & 0x40000 && !(r & 0x20000)) {
+			cr_assert(all_bytes(p, n, 0), "calloc(%zu) not zero", n);
+		}
+		s[i].p = p;
+		s[i].n = n;
+		s[i].v = (unsigned char)(r >> 24);
+		memset(p, s[i].v, n);
+	}
+	for (int i = 0; i < N; i++) {
+		if (s[i].p != NULL) {
+			cr_assert(all_bytes(s[i].p, s[i].n, s[i].v));
+			tars_free(s[i].p);
+		}
+	}
+	struct tars_stats st;
+	tars_stats_get(&st);
+	cr_assert_eq(st.live_count, 0);
+	cr_assert_eq(st.large_count, 0);
+}
