@@ -157,6 +157,9 @@ tars_chunk_refill(struct tars_heap *h, unsigned cls)
 			heap_empty_unlink(h, e);
 			heap_list_remove(h, e);
 			h->chunk_pages--;
+			if (h->last_page == (uintptr_t)e->page) {
+				h->last_page = 0;   /* a new record for that page */
+			}
 			struct chunk_info *n = tars_pages_recarve(h, e, cls);
 			if (n == NULL) {
 				/* No record: the page goes back where it was. */
@@ -204,6 +207,9 @@ tars_heap_trim(struct tars_heap *h)
 void
 tars_chunk_release(struct tars_heap *h, struct chunk_info *ci)
 {
+	if (h->last_page == (uintptr_t)ci->page) {
+		h->last_page = 0;
+	}
 	if (ci->pprev != NULL) {
 		heap_list_remove(h, ci);
 	}

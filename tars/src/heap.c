@@ -261,6 +261,7 @@ tars_heaps_after_fork(void)
 {
 	for (struct tars_heap *h = heaps_all; h != NULL; h = h->all_next) {
 		atomic_store_explicit(&h->busy, 0, memory_order_relaxed);
+		h->last_page = 0;   /* records may be flagged gone or retired */
 		h->rnd.need_reseed = 1;
 		h->rnd.avail = 0;
 		if (h->owned) {

@@ -56,6 +56,11 @@ struct tars_heap {
 	_Atomic(struct chunk_info *) pending;
 	struct tars_delayed delayed[TARS_DELAY];
 	unsigned ndelayed;           /* entries in use */
+	/* The last page this heap freed into, and its record: a free into
+	 * the same page (the common case of a malloc/free loop) skips the
+	 * pagemap.  Reset whenever that page's record changes. */
+	uintptr_t last_page;
+	struct chunk_info *last_ci;
 	struct tars_rand rnd;
 	struct tars_heap *all_next;  /* every heap (heaps_lock) */
 	struct tars_heap *free_next; /* abandoned heaps (heaps_lock) */

@@ -170,7 +170,15 @@ tars_free(void *ptr)
 	struct tars_heap *h = tars_tls_heap;
 	unsigned depth;
 	if (likely(h != NULL) && likely(tars_heap_try_enter_fast(h, &depth))) {
-		struct chunk_info *ci = tars_page_info(ptr);
+		uintptr_t page = (uintptr_t)ptr & ~tars_g.page_mask;
+		struct chunk_info *ci = h->last_ci;
+		if (unlikely(page != h->last_page)) {
+			ci = tars_page_info(ptr);
+			if (ci != NULL && ci->heap == h) {
+				h->last_page = page;
+				h->last_ci = ci;
+			}
+		}
 		int done = likely(ci != NULL && ci->heap == h) && likely(tars_heap_ok_fast(h)) &&
 		    chunk_free_local(h, ci, ptr, NO_SIZE, "tars_free", 1);
 		tars_heap_leave_fast(h, depth);

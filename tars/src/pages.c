@@ -698,6 +698,9 @@ tars_pages_relock(int strict)
 				if (ci->in_empty) {
 					heap_empty_unlink(h, ci);
 					h->chunk_pages--;
+					if (h->last_page == (uintptr_t)ci->page) {
+						h->last_page = 0;
+					}
 					give_locked(ci);
 				}
 			}

@@ -284,3 +284,115 @@ Test(quarantine, a_delayed_chunk_is_not_live)
 	EXPECT_ABORT(usable_size_of_delayed, NULL,
 	    "tars: tars_usable_size(): bogus pointer");
 }
+
+/* ---- multi-page slots and cached mappings: the promises of large blocks */
+
+static BUG void
+overflow_slot(void *arg)
+{
+	size_t size = (size_t)(uintptr_t)arg;
+	for (int round = 0; round < 3; round++) {
+		/* A fresh slot, then slots and mappings used before. */
+		unsigned char *p = tars_malloc(size);
+		CHILD_CHECK(p != NULL);
+		if (round < 2) {
+			tars_free(p);
+			for (int i = 0; i < 70; i++) {
+				tars_free(tars_malloc(size));   /* past the window */
+			}
+			continue;
+		}
+		launder(p)[size + (16 - size % 16) % 16] = 1;   /* the guard */
+	}
+	_exit(3);
+}
+
+Test(quarantine, an_overflow_past_a_reused_slot_or_mapping_faults)
+{
+	EXPECT_FAULT(overflow_slot, (void *)(uintptr_t)5000);
+	EXPECT_FAULT(overflow_slot, (void *)(uintptr_t)16384);
+	EXPECT_FAULT(overflow_slot, (void *)(uintptr_t)100000);
+}
+
+static BUG void
+underflow_slot(void *arg)
+{
+	size_t size = (size_t)(uintptr_t)arg;
+	unsigned char *p = tars_malloc(size);
+	CHILD_CHECK(p != NULL);
+	tars_free(p);
+	for (int i = 0; i < 70; i++) {
+		tars_free(tars_malloc(size));
+	}
+	p = tars_malloc(size);
+	CHILD_CHECK(p != NULL);
+	launder(p)[-1] = 0;   /* the slack in front: its canary */
+	tars_free(p);
+	_exit(3);
+}
+
+Test(quarantine, an_underflow_in_a_reused_slot_or_mapping_is_caught_at_free)
+{
+	EXPECT_ABORT(underflow_slot, (void *)(uintptr_t)5000,
+	    "tars: tars_free(): canary corrupted 1 bytes before block");
+	EXPECT_ABORT(underflow_slot, (void *)(uintptr_t)100001,
+	    "tars: tars_free(): canary corrupted 1 bytes before block");
+}
+
+static BUG void
+double_free_slot_after_reuse(void *arg)
+{
+	size_t size = (size_t)(uintptr_t)arg;
+	void *p = tars_malloc(size);
+	CHILD_CHECK(p != NULL);
+	tars_free(p);
+	/* Within the window: 3 frees of a 2-page class (32), 2 of a
+	 * 25-page mapping (256 KiB of blocks). */
+	for (int i = 0; i < (size > 65536 ? 2 : 3); i++) {
+		void *q = tars_malloc(size);
+		CHILD_CHECK(q != NULL && q != p);
+		tars_free(q);
+	}
+	tars_free(p);
+	_exit(3);
+}
+
+Test(quarantine, a_double_free_of_a_slot_or_cached_mapping_after_reuse_aborts)
+{
+	EXPECT_ABORT(double_free_slot_after_reuse, (void *)(uintptr_t)5000,
+	    "tars: tars_free(): double free of");
+	EXPECT_ABORT(double_free_slot_after_reuse, (void *)(uintptr_t)100000,
+	    "tars: tars_free(): double free of");
+}
+
+static void
+sizes_are_exact(void *arg)
+{
+	(void)arg;
+	/* usable size, freezero and realloc across kinds keep their promises
+	 * on slots and cached mappings alike. */
+	const size_t sizes[] = {2049, 4095, 4096, 4097, 16384, 65536, 65537, 100000};
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+			size_t n = sizes[i];
+			unsigned char *p = tars_malloc(n);
+			CHILD_CHECK(p != NULL);
+			CHILD_CHECK(tars_usable_size(p) == n);
+			memset(p, 0x33, n);
+			unsigned char *q = tars_realloc(p, 100);   /* to a chunk */
+			CHILD_CHECK(q != NULL && all_bytes(q, 100, 0x33));
+			p = tars_realloc(q, n);                    /* and back */
+			CHILD_CHECK(p != NULL && all_bytes(p, 100, 0x33));
+			unsigned char *k = tars_realloc_key(tars_malloc_key(10), n);
+			CHILD_CHECK(k != NULL);
+			tars_freezero(k, n);
+			tars_freezero(p, n);
+		}
+	}
+	_exit(0);
+}
+
+Test(quarantine, sizes_and_realloc_stay_exact_on_reused_pages)
+{
+	EXPECT_EXIT0(sizes_are_exact, NULL);
+}
