@@ -128,6 +128,7 @@ int bench_option_valid(const char *name, long value);
 void bench_register_alloc(void);
 void bench_register_key(void);
 void bench_register_opts(void);
+void bench_register_keyarena(void);
 
 /* The tars pair and batch runs (with stats), also run by the sweeps. */
 void bench_run_tars_pair(gb_state *st, size_t size);

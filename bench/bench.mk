@@ -30,7 +30,8 @@ BENCH_LIBS := -lbenchmark
 
 BENCH_SHIM_OBJ := $(BENCH_DIR)/gbench.o
 BENCH_UTIL_OBJ := $(BENCH_DIR)/util.o
-BENCH_OBJ := $(addprefix $(BENCH_DIR)/,main.o bench_alloc.o bench_key.o bench_opts.o tarsutil.o)
+BENCH_OBJ := $(addprefix $(BENCH_DIR)/,main.o bench_alloc.o bench_key.o bench_opts.o \
+	bench_keyarena.o tarsutil.o)
 BENCH_SELFTEST_OBJ := $(BENCH_DIR)/selftest.o
 BENCH_ALL_OBJ := $(BENCH_SHIM_OBJ) $(BENCH_UTIL_OBJ) $(BENCH_OBJ) $(BENCH_SELFTEST_OBJ)
 

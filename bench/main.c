@@ -15,6 +15,7 @@ int main(int argc, char **argv)
 	bench_register_alloc();
 	bench_register_key();
 	bench_register_opts();
+	bench_register_keyarena();
 
 	/* Recorded in the JSON "context" so that runs can be compared. */
 	bench_options_string(opts, sizeof(opts));

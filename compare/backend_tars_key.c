@@ -1,5 +1,9 @@
 /* backend_tars_key.c - tars keys: tars_malloc_key gives every buffer a
- * guarded mapping of its own whose protection tars_protect_* can switch. */
+ * guarded slot of a shared key region whose protection tars_protect_* can
+ * switch; in the capacity workload the secrets are tars_key containers,
+ * closed at rest, as an application holding many keys keeps them. */
+#include <string.h>
+
 #include "tars_common.h"
 
 static int k_none(void *ptr, size_t size)
@@ -20,10 +24,28 @@ static void k_release(void *ptr, size_t size)
 	tars_free(ptr);
 }
 
+static void *k_alloc_closed(size_t size, unsigned char v)
+{
+	tars_buf *b = tars_buf_new(size);
+	tars_key *k;
+
+	if (b == NULL) {
+		compare_fail_call = "tars_buf_new";
+		return NULL;
+	}
+	memset(tars_buf_data(b), v, size);
+	k = tars_key_new(b);
+	if (k == NULL) {
+		compare_fail_call = "tars_key_new";
+		tars_buf_free(b);
+	}
+	return k;
+}
+
 const struct compare_backend compare_backend = {
 	.name = "tars-key",
-	.what = "tars_malloc_key / tars_free: a guarded mapping per buffer, "
-	    "tars_protect_* toggles it",
+	.what = "tars_malloc_key / tars_free: a guarded slot of a shared key region "
+	    "per buffer, tars_protect_* toggles it",
 	.malloc_owner = "libc.so",
 	.alloc_name = "tars_malloc_key",
 	.alloc = tars_malloc_key,
@@ -33,6 +55,8 @@ const struct compare_backend compare_backend = {
 	.release_secret = k_release,
 	.protect_none = k_none,
 	.protect_read = k_read,
+	.alloc_closed = k_alloc_closed,
 	COMPARE_TARS_COMMON,
-	.capacity_note = "one guarded mapping per key: bounded by vm.max_map_count",
+	.capacity_note = "tars_key containers, PROT_NONE at rest in shared guarded "
+	    "regions: bounded by memory (and mlock), not by vm.max_map_count",
 };

@@ -100,6 +100,10 @@ struct compare_backend {
 	enum compare_tls_heap tls_heap;
 	const char *tls_note;      /* how OpenSSL's heap is handled, or NULL */
 	const char *capacity_note; /* what bounds its capacity, or NULL */
+	/* capacity: a secret of size bytes of v, closed at rest, as the
+	 * backend keeps secrets (used instead of alloc + touch when set);
+	 * NULL with errno. */
+	void *(*alloc_closed)(size_t size, unsigned char v);
 };
 
 extern const struct compare_backend compare_backend;

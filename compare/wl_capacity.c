@@ -36,7 +36,9 @@ static void capacity_child(struct capacity_state *st, size_t cap)
 	for (i = 0; i < cap; i++) {
 		compare_fail_call = NULL;
 		errno = 0;
-		ptr[i] = compare_alloc(CAPACITY_SIZE);
+		ptr[i] = compare_backend.alloc_closed != NULL
+		    ? compare_backend.alloc_closed(CAPACITY_SIZE, (unsigned char)i)
+		    : compare_alloc(CAPACITY_SIZE);
 		if (ptr[i] == NULL) {
 			st->err = errno;
 			snprintf(st->call, sizeof st->call, "%s",
@@ -44,7 +46,8 @@ static void capacity_child(struct capacity_state *st, size_t cap)
 			st->finished = 1;
 			break;
 		}
-		compare_touch(ptr[i], CAPACITY_SIZE, (unsigned char)i);
+		if (compare_backend.alloc_closed == NULL)
+			compare_touch(ptr[i], CAPACITY_SIZE, (unsigned char)i);
 		atomic_store_explicit(&st->count, i + 1, memory_order_relaxed);
 		if ((i & 4095) == 4095 && compare_now_ns() - t0 > bound) {
 			st->finished = 3;

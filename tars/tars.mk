@@ -86,3 +86,23 @@ $(PAIR64): tars/tools/pair64.c $(TARS_A)
 	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) $(BASE_LDFLAGS) $(LDFLAGS) -o $@ $< $(TARS_A)
 pair64: $(PAIR64)
 	$(Q)$(PAIR64)
+
+# keyprobe: the kernel facts behind the key arena (paper/keys.md).
+KEYPROBE := $(BUILD)/tools/keyprobe
+.PHONY: keyprobe
+$(KEYPROBE): tars/tools/keyprobe.c
+	@mkdir -p $(@D)
+	$(E) "  CCLD    $@"
+	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) $(BASE_LDFLAGS) $(LDFLAGS) -o $@ $<
+keyprobe: $(KEYPROBE)
+	$(Q)$(KEYPROBE)
+
+# keycount: live tars_keys against VMAs (paper/keys.md).
+KEYCOUNT := $(BUILD)/tools/keycount
+.PHONY: keycount
+$(KEYCOUNT): tars/tools/keycount.c $(TARS_A)
+	@mkdir -p $(@D)
+	$(E) "  CCLD    $@"
+	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) $(BASE_LDFLAGS) $(LDFLAGS) -o $@ $< $(TARS_A)
+keycount: $(KEYCOUNT)
+	$(Q)$(KEYCOUNT)

@@ -21,8 +21,8 @@
  *
  *       | slot | slot | req..canary | slot | ... |     one data page
  *
- *   Large allocations (size > page_size / 2) and every key allocation get a
- *   mapping of their own with a PROT_NONE guard page on each side.  The data
+ *   Large allocations (size > page_size / 2) and keys of more than 16 pages
+ *   get a mapping of their own with a PROT_NONE guard page on each side.  The data
  *   ends at the trailing guard page (the end is 16-byte aligned), so an
  *   overflow past the rounded size faults at once with SIGSEGV:
  *
@@ -30,7 +30,20 @@
  *                                            ^ 16-byte aligned end
  *
  *   Key allocations (tars_malloc_key) never share pages, so their protection
- *   can be switched with tars_protect_none/read/write.
+ *   can be switched with tars_protect_none/read/write.  Keys of up to 16
+ *   pages share regions, every key between guard pages and PROT_NONE
+ *   outside its scopes, so that a region is one VMA at rest:
+ *
+ *       | guard | ..key | guard | ..key | guard | ..key | guard | ...
+ *
+ *   Only open keys cost VMAs (about two each; at most 16 closed keys that
+ *   were reopened soon after closing keep theirs too).  At the VMA limit
+ *   an open fails with ENOMEM; closing and freeing never fail.  A freed
+ *   key slot is wiped, PROT_NONE, and not handed out again for the next
+ *   `quarantine` (64) key frees: within that window a stale pointer faults
+ *   and a second free aborts.  tars_key writes and wipes its bytes through
+ *   /proc/self/mem (O_CLOEXEC; reopened in a fork() child) where the
+ *   kernel allows, without opening the key.
  *
  * Errors.  Misuse and heap corruption (double free, a pointer tars never
  * returned, a canary or junk mismatch, corrupted metadata) print one line
@@ -115,12 +128,14 @@ TARS_API TARS_WUR size_t tars_usable_size(const void *ptr);
 TARS_API TARS_WUR size_t tars_slot_size(size_t size);
 
 /* ------------------------------------------------------------------------
- * Keys: dedicated guarded mappings whose protection can change
+ * Keys: guarded pages whose protection can change (shared regions)
  * --------------------------------------------------------------------- */
 
-/* Starts readable and writable.  Any size, 0 included (a key of size 0 has
- * one inaccessible data page).  With secretmem=1 the data pages come from
- * memfd_secret(2) where the kernel has it. */
+/* Starts readable and writable (an open key: two VMAs until it is closed
+ * with tars_protect_none).  Any size, 0 included (a key of size 0 has one
+ * inaccessible data page).  With secretmem=1 the data pages come from
+ * memfd_secret(2) where the kernel has it.  NULL with ENOMEM, also when
+ * the VMA limit leaves no room to open it. */
 TARS_API TARS_MALLOC TARS_WUR TARS_ALLOC_SIZE(1)
 void *tars_malloc_key(size_t size);
 
@@ -262,6 +277,18 @@ struct tars_stats {
 	uint64_t syscalls;       /* every system call tars issued */
 	uint64_t mmaps;          /* of which mmap */
 	uint64_t munmaps;        /* of which munmap */
+	size_t key_regions;      /* shared regions keys of up to 16 pages live in */
+	size_t key_region_pages; /* their pages: key slots and guards (reserved,
+	                          * MAP_NORESERVE) */
+	size_t key_slots;        /* key slots in them (a region of n slots has
+	                          * n + 1 guard pages, counted in guard_pages) */
+	size_t key_quarantined;  /* freed key slots (wiped, PROT_NONE) not yet
+	                          * handed out again (quarantined_blocks counts
+	                          * large blocks and keys over 16 pages) */
+	size_t key_open;         /* arena keys readable or writable now: each
+	                          * costs about two VMAs */
+	size_t key_hot;          /* closed keys reopened soon after, kept in a
+	                          * VMA of their own (at most 16: two VMAs each) */
 };
 
 TARS_API void tars_stats_get(struct tars_stats *out) TARS_NONNULL(1);

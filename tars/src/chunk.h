@@ -752,7 +752,10 @@ chunk_free_local(struct tars_heap *h, struct chunk_info *ci, void *ptr, size_t e
 	unsigned rslot = slot;
 	unsigned qi = 0;
 	if (delay) {
-		qi = heap_rand_u8(h, fast) & (TARS_DELAY - 1);
+		/* The queue fills in order (entries below ndelayed are taken),
+		 * then a random entry gives way to each free. */
+		qi = h->ndelayed < TARS_DELAY ? h->ndelayed
+		    : heap_rand_u8(h, fast) & (TARS_DELAY - 1);
 		rci = h->delayed[qi].ci;
 		if (rci != NULL) {
 			rslot = chunk_slot_of(rci, h->delayed[qi].ptr, func, 0);

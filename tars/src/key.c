@@ -84,15 +84,17 @@ key_protect(tars_key *key, int prot, const char *func)
 	return tars_key_protect(key->data, prot, func);
 }
 
-/* A new key with readable and writable bytes (junk), no scope open. */
+/* A new key holding the len bytes at src, closed, no scope open.  The
+ * bytes go straight into a closed key allocation (tars_key_data_new): in
+ * the key arena no VMA is split to write them. */
 static tars_key *
-key_alloc(size_t len)
+key_alloc(const void *src, size_t len, const char *func)
 {
 	tars_key *key = tars_malloc(sizeof(*key));
 	if (key == NULL) {
 		return NULL;
 	}
-	key->data = tars_malloc_key(len);
+	key->data = tars_key_data_new(src, len, func);
 	if (key->data == NULL) {
 		int saved = errno;
 		tars_freezero(key, sizeof(*key));
@@ -114,20 +116,14 @@ key_alloc(size_t len)
 }
 
 /*
- * Wipe and free a key with no scope open.  writable says whether its bytes
- * are still readable and writable (a key not yet sealed).  tars_free wipes
- * a key too, but the container does not lean on that; the allocator sees
- * the pages already writable and makes no second mprotect.  If they cannot
- * be opened at all, they are unmapped as they are, and the kernel clears
- * them before any reuse.
+ * Free a key with no scope open.  tars_free wipes a key's bytes whatever
+ * its protection (in the key arena without opening it), so the container
+ * does not open it for a wipe of its own: that would split a region.
  */
 static void
-key_destroy(tars_key *key, int writable, const char *func)
+key_destroy(tars_key *key, const char *func)
 {
 	int saved = errno;
-	if (writable || key_protect(key, PROT_READ | PROT_WRITE, func) == 0) {
-		tars_wipe(key->data, 0, key->len);
-	}
 	tars_free(key->data);
 	int rc = pthread_mutex_destroy(&key->lock);
 	if (rc != 0) {
@@ -138,34 +134,14 @@ key_destroy(tars_key *key, int writable, const char *func)
 	errno = saved;
 }
 
-/* Close a freshly filled key (PROT_NONE); on failure destroy it. */
-static int
-key_seal(tars_key *key, const char *func)
-{
-	if (key_protect(key, PROT_NONE, func) != 0) {
-		int saved = errno;
-		key_destroy(key, 1, func);
-		errno = saved;
-		return -1;
-	}
-	return 0;
-}
-
 tars_key *
 tars_key_new(tars_buf *buf)
 {
 	if (buf == NULL) {
 		tars_container_bad(NULL, "tars_buf", __func__);
 	}
-	size_t len = tars_buf_len(buf);
-	tars_key *key = key_alloc(len);
+	tars_key *key = key_alloc(tars_buf_data(buf), tars_buf_len(buf), __func__);
 	if (key == NULL) {
-		return NULL;
-	}
-	if (len > 0) {
-		tars_secret_copy(key->data, tars_buf_data(buf), len);
-	}
-	if (key_seal(key, __func__) != 0) {
 		return NULL;
 	}
 	tars_buf_free(buf);
@@ -192,24 +168,14 @@ tars_key *
 tars_key_clone(tars_key *key)
 {
 	key_check(key, __func__);
-	tars_key *copy = key_alloc(key->len);
-	if (copy == NULL) {
-		return NULL;
-	}
 	const void *src = tars_key_read_begin(key);
 	if (src == NULL) {
-		int saved = errno;
-		key_destroy(copy, 1, __func__);
-		errno = saved;
 		return NULL;
 	}
-	if (key->len > 0) {
-		tars_secret_copy(copy->data, src, key->len);
-	}
+	tars_key *copy = key_alloc(src, key->len, __func__);
+	int saved = errno;
 	tars_key_read_end(key);
-	if (key_seal(copy, __func__) != 0) {
-		return NULL;
-	}
+	errno = saved;
 	return copy;
 }
 
@@ -385,6 +351,6 @@ tars_key_free(tars_key *key)
 	}
 	key->magic = 0; /* from here on, any other entry aborts */
 	key_unlock(key, __func__);
-	key_destroy(key, 0, __func__);
+	key_destroy(key, __func__);
 	tars_leave(h);
 }

@@ -324,6 +324,10 @@ tars_block_not_found(const void *ptr, int freeing, const char *func)
 		    ptr, q->kind == KIND_KEY ? "key" : "large",
 		    q->ptr == ptr ? "" : "; not even its start");
 	}
+	if (tars_keyarena_quarantined(ptr)) {
+		tars_fatal(func, "%s %p (a key block freed before, in quarantine)",
+		    freeing ? "double free of" : "use after free of", ptr);
+	}
 	tars_blocks_unlock();
 }
 
@@ -382,9 +386,10 @@ unmap_fresh(uint8_t *map, size_t len, const char *func)
 	}
 }
 
-/* Maps the data pages of a secretmem key over the reserved range; 0 or -1. */
-static int
-map_secret(uint8_t *data, size_t len)
+/* Maps memfd_secret pages over the reserved range, with protection prot;
+ * 0 or -1 (the range stays reserved). */
+int
+tars_map_secret(uint8_t *data, size_t len, int prot)
 {
 	if (atomic_load(&secretmem_broken)) {
 		return -1;
@@ -400,8 +405,18 @@ map_secret(uint8_t *data, size_t len)
 		errno = saved;
 		return -1;
 	}
-	int ok = ftruncate(fd, (off_t)len) == 0 &&
-	    tars_os_map(data, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd) != NULL;
+	int ok = ftruncate(fd, (off_t)len) == 0;
+	if (ok && tars_os_map(data, len, prot, MAP_SHARED | MAP_FIXED, fd) == NULL) {
+		/* A MAP_FIXED mmap that fails (RLIMIT_MEMLOCK counts a
+		 * memfd_secret mapping whole) has unmapped the range already:
+		 * reserve it again.  If even that is refused (the VMA limit),
+		 * the hole makes the caller's next step fail, and it unmaps
+		 * its whole mapping. */
+		int e = errno;
+		ok = 0;
+		(void)tars_os_map(data, len, PROT_NONE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, -1);
+		errno = e;
+	}
 	if (!ok) {
 		tars_warn_once(&warned_secretmem, "memfd_secret mapping failed (%s); "
 		    "keys use anonymous memory", strerror(errno));
@@ -425,7 +440,8 @@ map_fresh(size_t dpages, int kind, uint16_t *flags, const char *func)
 	}
 	uint8_t *data = map + ps;
 	*flags = 0;
-	int secret = kind == KIND_KEY && TARS_OPT(secretmem) && map_secret(data, dlen) == 0;
+	int secret = kind == KIND_KEY && TARS_OPT(secretmem) &&
+	    tars_map_secret(data, dlen, PROT_READ | PROT_WRITE) == 0;
 	if (secret) {
 		*flags |= R_SECRETMEM;
 	} else if (tars_os_protect(data, dlen, PROT_READ | PROT_WRITE) != 0) {
@@ -455,6 +471,9 @@ tars_large_alloc(size_t size, size_t align, int kind, int zero, const char *func
 	if (size > ((size_t)1 << 47)) {
 		errno = ENOMEM;
 		return NULL;
+	}
+	if (kind == KIND_KEY && tars_keyarena_fits(size)) {
+		return tars_keyarena_alloc(size, func);
 	}
 	size_t rsize = (size + align - 1) & ~(align - 1);
 	size_t npages = (rsize + ps - 1) / ps;
@@ -543,6 +562,10 @@ tars_large_free(struct region *r, void *ptr, size_t expect_size, const char *fun
 		tars_fatal(func, "size %zu does not match the allocated size %zu of %p",
 		    expect_size, r->size, ptr);
 	}
+	if (r->flags & R_ARENA) {
+		tars_keyarena_free(r, func);
+		return;
+	}
 	uint8_t *data = r->data;
 	size_t dlen = r->npages * ps;
 	uint16_t flags = r->flags;
@@ -622,7 +645,9 @@ tars_key_protect(void *ptr, int prot, const char *func)
 		return -1;
 	}
 	int rc = 0;
-	if ((r->flags >> R_PROT_SHIFT) != prot) {
+	if (r->flags & R_ARENA) {
+		rc = tars_keyarena_protect(r, prot);
+	} else if ((r->flags >> R_PROT_SHIFT) != prot) {
 		rc = tars_os_protect(tars_large_data(r), (size_t)r->npages * tars_g.page_size, prot);
 		if (rc == 0) {
 			r->flags = (uint16_t)((r->flags & ((1u << R_PROT_SHIFT) - 1)) |
@@ -659,13 +684,18 @@ tars_large_after_fork(void)
 		}
 		if (r->flags & (R_DONTFORK | R_SECRETMEM)) {
 			/* The data pages are not here; keep their addresses
-			 * taken, so no new mapping lands where the table points. */
+			 * taken, so no new mapping lands where the table points
+			 * (the key arena holds its regions whole). */
 			r->flags |= R_GONE;
-			(void)tars_os_reserve(tars_large_data(r), r->npages * tars_g.page_size);
+			if (!(r->flags & R_ARENA)) {
+				(void)tars_os_reserve(tars_large_data(r),
+				    r->npages * tars_g.page_size);
+			}
 		} else if (r->flags & R_WIPEFORK) {
 			r->flags &= (uint16_t)~R_CANARY;
 		}
 	}
+	tars_keyarena_after_fork();
 }
 
 /* Fork child's first call: mlock again (blocks locked). */
@@ -680,12 +710,13 @@ tars_large_relock(int strict)
 	struct region_table *t = &tars_blocks.regions;
 	for (size_t s = 0; s < t->cap; s++) {
 		struct region *r = &t->slots[s];
-		if (r->page == 0 || !(r->flags & R_LOCKED) || (r->flags & R_GONE)) {
-			continue;
+		if (r->page == 0 || !(r->flags & R_LOCKED) || (r->flags & (R_GONE | R_ARENA))) {
+			continue;   /* the key arena locks its regions whole */
 		}
 		if (!tars_relock_range(tars_large_data(r), r->npages * tars_g.page_size,
 		    (r->flags >> R_PROT_SHIFT) == PROT_NONE)) {
 			r->flags = (uint16_t)((r->flags & ~R_LOCKED) | R_UNLOCKED);
 		}
 	}
+	tars_keyarena_relock(strict);
 }

@@ -164,6 +164,13 @@ tars_os_lock(void *addr, size_t len)
 }
 
 int
+tars_os_lock_onfault(void *addr, size_t len)
+{
+	count(NULL);
+	return mlock2(addr, len, MLOCK_ONFAULT);
+}
+
+int
 tars_os_random(void *buf, size_t len)
 {
 	uint8_t *p = buf;

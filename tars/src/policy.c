@@ -38,12 +38,15 @@ advise(void *addr, size_t len, int advice, const char *name)
 	return -1;
 }
 
-int
-tars_apply_policy(void *addr, size_t len, uint16_t *flags, int secretmem)
+/* region: a whole PROT_NONE key region, locked on fault and not counted
+ * (its keys count their own bytes). */
+static int
+apply(void *addr, size_t len, uint16_t *flags, int secretmem, int region, long mlock_policy)
 {
 	int saved = errno;
 	uint16_t f = 0;
-	long fork_policy = TARS_OPT(fork), mlock_policy = TARS_OPT(mlock);
+	long fork_policy = TARS_OPT(fork);
+	size_t counted = region ? 0 : len;
 	*flags = 0;
 	if (!secretmem && TARS_OPT(dump) == 0 &&
 	    advise(addr, len, MADV_DONTDUMP, "MADV_DONTDUMP") != 0) {
@@ -68,11 +71,11 @@ tars_apply_policy(void *addr, size_t len, uint16_t *flags, int secretmem)
 	if (secretmem) {
 		/* memfd_secret pages are locked by the kernel. */
 		f |= R_LOCKED;
-		atomic_fetch_add(&tars_locked_bytes, len);
+		atomic_fetch_add(&tars_locked_bytes, counted);
 	} else if (mlock_policy >= 1) {
-		if (tars_os_lock(addr, len) == 0) {
+		if ((region ? tars_os_lock_onfault(addr, len) : tars_os_lock(addr, len)) == 0) {
 			f |= R_LOCKED;
-			atomic_fetch_add(&tars_locked_bytes, len);
+			atomic_fetch_add(&tars_locked_bytes, counted);
 		} else if (mlock_policy == 2) {
 			*flags = f;
 			errno = ENOMEM;
@@ -85,12 +88,25 @@ tars_apply_policy(void *addr, size_t len, uint16_t *flags, int secretmem)
 			    "mlock=2 would fail", strerror(errno),
 			    (unsigned long long)rl.rlim_cur / 1024);
 			f |= R_UNLOCKED;
-			atomic_fetch_add(&tars_unlocked_bytes, len);
+			atomic_fetch_add(&tars_unlocked_bytes, counted);
 		}
 	}
 	*flags = f;
 	errno = saved;
 	return 0;
+}
+
+int
+tars_apply_policy(void *addr, size_t len, uint16_t *flags, int secretmem)
+{
+	return apply(addr, len, flags, secretmem, 0, TARS_OPT(mlock));
+}
+
+int
+tars_apply_region_policy(void *addr, size_t len, uint16_t *flags, int secretmem,
+    long mlock_policy)
+{
+	return apply(addr, len, flags, secretmem, 1, mlock_policy);
 }
 
 void

@@ -124,6 +124,7 @@ tars_stats_get(struct tars_stats *s)
 		s->live_reserved += b->block_reserved;
 		s->live_count += b->block_mallocs - b->block_frees;
 		s->mallocs += b->block_mallocs;
+		tars_keyarena_stats(s);
 		tars_blocks_unlock();
 		tars_quiesce_end();
 		tars_heaps_unlock();
@@ -186,6 +187,12 @@ static const struct tars_stat_desc stat_descs[] = {
 	S(syscalls, "count", "every system call tars issued")
 	S(mmaps, "count", "of which mmap")
 	S(munmaps, "count", "of which munmap")
+	S(key_regions, "count", "shared regions of guarded key slots")
+	S(key_region_pages, "pages", "their pages, key slots and guards (reserved)")
+	S(key_slots, "count", "key slots in them (n slots, n + 1 guard pages)")
+	S(key_quarantined, "count", "freed key slots held back before reuse")
+	S(key_open, "count", "arena keys readable or writable now (two VMAs each)")
+	S(key_hot, "count", "closed keys kept in a VMA of their own (at most 16)")
 };
 #undef S
 #define NSTATS (sizeof(stat_descs) / sizeof(stat_descs[0]))

@@ -56,6 +56,8 @@ int tars_os_unmap(void *addr, size_t len);
 int tars_os_protect(void *addr, size_t len, int prot);
 int tars_os_advise(void *addr, size_t len, int advice);
 int tars_os_lock(void *addr, size_t len);
+/* mlock2(MLOCK_ONFAULT): pages are locked as they are faulted in. */
+int tars_os_lock_onfault(void *addr, size_t len);
 /* getrandom(2) until full; 0 or -1 with errno. */
 int tars_os_random(void *buf, size_t len);
 /* membarrier(2): registration (0 or -1) and a barrier on every thread of
@@ -163,6 +165,7 @@ enum { KIND_CHUNK = 1, KIND_LARGE = 2, KIND_KEY = 3 };
 #define R_SLAB       0x80   /* large: a slot of a multi-page class (slab.c) */
 #define R_POLICY     (R_LOCKED | R_UNLOCKED | R_WIPEFORK | R_DONTFORK)
 #define R_REUSED     0x4000 /* large: pages reused, not fresh (alloc only) */
+#define R_ARENA      0x0800 /* key: a slot of the key arena (keyarena.c) */
 #define R_PROT_SHIFT 8      /* key: current protection (PROT_*) << 8 */
 
 struct region {
@@ -297,6 +300,9 @@ int tars_key_protect(void *ptr, int prot, const char *func);
 void tars_large_after_fork(void);
 /* mlock again in a fork child (blocks locked). */
 void tars_large_relock(int strict);
+/* memfd_secret(2) pages over [data, data+len), protection prot; 0 or -1
+ * (unavailable, or refused: the range is left as it was). */
+int tars_map_secret(uint8_t *data, size_t len, int prot);
 /* 1 if ptr is in a chunk page (pages.c). */
 int tars_chunk_owns(const void *ptr);
 /* 1 if ptr is a chunk allocated before a fork that wiped its page
@@ -310,6 +316,30 @@ TARS_NORETURN void tars_container_bad(const void *obj, const char *what,
 uint8_t *tars_large_data(const struct region *r);
 
 /* ------------------------------------------------------------------ */
+/* keyarena.c: keys of up to 16 pages in shared guarded regions         */
+
+/* 1 if a key of size bytes goes to the arena. */
+int tars_keyarena_fits(size_t size);
+/* An open (read-write, junk-filled) arena key; NULL with ENOMEM. */
+void *tars_keyarena_alloc(size_t size, const char *func);
+/* Blocks locked on entry, unlocked on return. */
+void tars_keyarena_free(struct region *r, const char *func);
+/* Blocks locked: 0, or -1 with errno. */
+int tars_keyarena_protect(struct region *r, int prot);
+/* Blocks locked: 1 if ptr is in a freed arena key slot still in
+ * quarantine. */
+int tars_keyarena_quarantined(const void *ptr);
+/* Fork child, blocks locked. */
+void tars_keyarena_after_fork(void);
+void tars_keyarena_relock(int strict);
+/* Blocks locked: the arena's fields of s. */
+void tars_keyarena_stats(struct tars_stats *s);
+/* A closed (PROT_NONE) key allocation holding the len bytes at src, for
+ * tars_key: written without opening it where the kernel allows.  NULL
+ * with errno. */
+void *tars_key_data_new(const void *src, size_t len, const char *func);
+
+/* ------------------------------------------------------------------ */
 /* policy.c: page hygiene of fresh data pages                           */
 
 extern atomic_size_t tars_locked_bytes, tars_unlocked_bytes;
@@ -320,6 +350,11 @@ extern atomic_size_t tars_locked_bytes, tars_unlocked_bytes;
  * at the VMA limit, or mlock under mlock=2): such pages must not hold a
  * secret. */
 int tars_apply_policy(void *addr, size_t len, uint16_t *flags, int secretmem);
+/* The same for a whole key region, PROT_NONE, under mlock_policy (not the
+ * option's: the arena tries strict first): the lock is
+ * mlock2(MLOCK_ONFAULT), and no bytes are counted (keys count theirs). */
+int tars_apply_region_policy(void *addr, size_t len, uint16_t *flags, int secretmem,
+    long mlock_policy);
 /* The bytes of len at flags leave the lock statistics. */
 void tars_unlock_stats(size_t len, uint16_t flags);
 /* What the protections of fresh pages depend on (mlock, dump, fork): kept

@@ -110,8 +110,10 @@ Test(stats, large_and_key_pages_and_guards)
 	cr_assert_eq(b.key_count - a.key_count, 2);
 	cr_assert_eq(b.key_pages - a.key_pages, 2);
 	cr_assert_eq(b.slabs - a.slabs, 2);
-	/* Two slabs (a guard per slot and one more), three mappings. */
-	cr_assert_eq(b.guard_pages - a.guard_pages, (32 + 1) + (21 + 1) + 3 * 2);
+	/* Two slabs (a guard per slot and one more), one mapping; the keys
+	 * share their region's guards (one per slot and one per region). */
+	cr_assert_eq(b.guard_pages - a.guard_pages, (32 + 1) + (21 + 1) + 2 +
+	    (b.key_slots + b.key_regions) - (a.key_slots + a.key_regions));
 	cr_assert_eq(b.live_reserved - a.live_reserved, 27 * ps);
 	tars_free(l1);
 	tars_free(l2);
@@ -119,14 +121,16 @@ Test(stats, large_and_key_pages_and_guards)
 	tars_free(k1);
 	tars_free(k0);
 	struct tars_stats c = snap();
-	cr_assert_eq(c.guard_pages, b.guard_pages - 3 * 2);
+	cr_assert_eq(c.guard_pages, b.guard_pages - 2);   /* key regions stay */
 	cr_assert_eq(c.large_pages + c.key_pages, a.large_pages + a.key_pages);
-	/* The slots wait out the quarantine; the mappings are held in it,
-	 * guards included, the large one with its pages kept for reuse. */
+	/* The slots wait out the quarantine; the mapping is held in it,
+	 * guards included, with its pages kept for reuse; the keys wait in
+	 * their region. */
 	cr_assert_eq(c.slab_held - b.slab_held, 2);
-	cr_assert_eq(c.quarantined_blocks - b.quarantined_blocks, 3);
-	cr_assert_eq(c.quarantined_pages - b.quarantined_pages, 22 + 3 + 3);
+	cr_assert_eq(c.quarantined_blocks - b.quarantined_blocks, 1);
+	cr_assert_eq(c.quarantined_pages - b.quarantined_pages, 22);
 	cr_assert_eq(c.large_cached_pages - b.large_cached_pages, 20);
+	cr_assert_eq(c.key_quarantined - b.key_quarantined, 2);
 	cr_assert_eq(c.munmaps, b.munmaps);
 }
 

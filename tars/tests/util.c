@@ -297,3 +297,28 @@ vma_release(struct vma_filler *f, size_t n)
 		CHILD_CHECK(mprotect(f->base + (2 * f->split + 1) * ps, ps, PROT_NONE) == 0);
 	}
 }
+
+/* Permissions ("r--p", ...) of the mapping holding addr, from
+ * /proc/self/maps: 0, or -1 if no mapping holds it. */
+int
+perms_of(const volatile void *addr, char perms[5])
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	if (f == NULL) {
+		return -1;
+	}
+	uintptr_t a = (uintptr_t)addr;
+	char line[512];
+	int found = -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		unsigned long lo, hi;
+		char p[5];
+		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, p) == 3 && a >= lo && a < hi) {
+			memcpy(perms, p, 5);
+			found = 0;
+			break;
+		}
+	}
+	(void)fclose(f);
+	return found;
+}

@@ -136,6 +136,9 @@ struct vma_filler {
 };
 void vma_fill(struct vma_filler *f, size_t left);
 void vma_release(struct vma_filler *f, size_t n);
+/* Permissions ("r--p", ...) of the mapping holding addr, from
+ * /proc/self/maps: 0, or -1 if no mapping holds it. */
+int perms_of(const volatile void *addr, char perms[5]);
 /* Lines of /proc/self/maps. */
 size_t count_vmas(void);
 
