@@ -11,7 +11,7 @@ struct churn_ctx {
 	void **ptr;
 	size_t *size;
 	uint32_t *slot_stream;
-	uint16_t *size_stream;
+	uint32_t *size_stream;
 };
 
 /* Free a pre-drawn slot, allocate a pre-drawn size into it, touch it. */

@@ -104,6 +104,17 @@ struct compare_backend {
 	 * backend keeps secrets (used instead of alloc + touch when set);
 	 * NULL with errno. */
 	void *(*alloc_closed)(size_t size, unsigned char v);
+	/* capacity: the time bound of the child at the default and tiny
+	 * scales when the scale's own (30 s) is too short for this backend to
+	 * reach the cap or its limit; 0 for the scale's.  --capacity-seconds
+	 * overrides both. */
+	double capacity_seconds;
+	/* keylife: a key of size random bytes, closed at rest, as the backend
+	 * keeps keys (tars-key: tars_key_new_random), and its free.  NULL:
+	 * the workload uses alloc_secret + getrandom + protect_none and
+	 * release_secret. */
+	void *(*key_new)(size_t size);
+	void (*key_free)(void *key, size_t size);
 };
 
 extern const struct compare_backend compare_backend;
@@ -168,6 +179,9 @@ struct compare_workload {
 	/* Runs the parameters of compare_params(); 0, or -1 when it could not
 	 * run at all (a failed measurement is a row, not an error). */
 	int (*run)(const struct compare_workload *w);
+	/* The backend the ratios of this workload are taken against: NULL
+	 * for tars; "tars-key" for the workloads only key backends run. */
+	const char *reference;
 };
 
 /*
@@ -199,6 +213,7 @@ struct compare_config {
 	double rep_seconds;    /* time budget of one repetition */
 	double capacity_seconds; /* time bound of the capacity child */
 	long param;            /* one parameter only, or -1 for the scale's list */
+	const char *variants;  /* --variant V[,V...]: only these, or NULL for all */
 	uint64_t seed;
 };
 
@@ -372,6 +387,9 @@ size_t compare_params(const struct compare_workload *w, long *out, size_t max);
  * line; values outside min..max are skipped (with a line saying so). */
 void compare_for_params(const struct compare_workload *w, long min, long max,
     void (*one)(const struct compare_workload *w, long value));
+
+/* 1 when the variant is to run: no --variant, or named in its list. */
+int compare_variant_on(const char *variant);
 
 /* Backend system calls so far (compare_backend.syscalls), or NAN. */
 double compare_syscalls(void);

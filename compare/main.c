@@ -3,7 +3,7 @@
  *
  *   compare-<backend> WORKLOAD [--scale tiny|default|full] [--param N]
  *                              [--reps N] [--rep-seconds S] [--seed N]
- *                              [--capacity-seconds S]
+ *                              [--capacity-seconds S] [--variant V[,V]]
  *   compare-<backend> --info   the document without measurements
  *   compare-<backend> --list   the backend and every workload, as JSON
  *
@@ -68,6 +68,7 @@ static void usage(const char *argv0)
 	fprintf(stderr,
 	    "usage: %s WORKLOAD [--scale tiny|default|full] [--param N] [--reps N]\n"
 	    "          [--rep-seconds S] [--capacity-seconds S] [--seed N]\n"
+	    "          [--variant V[,V...]]\n"
 	    "       %s --info | --list\n"
 	    "WORKLOAD:", argv0, argv0);
 	for (const struct compare_workload *const *w = __start_compare_workloads;
@@ -114,6 +115,8 @@ static void backend_info(const char *version)
 	json_str(b->tls_note ? b->tls_note : "");
 	fputs(", \"capacity_note\": ", stdout);
 	json_str(b->capacity_note ? b->capacity_note : "");
+	fputs(", \"keys\": ", stdout);
+	json_bool(b->key_new != NULL || b->protect_none != NULL);
 	if (b->describe_json)
 		b->describe_json(stdout);
 	fputc('}', stdout);
@@ -138,6 +141,8 @@ static void list_workloads(void)
 		json_bool(w->per_param);
 		fputs(", \"once\": ", stdout);
 		json_bool(w->once);
+		fputs(", \"reference\": ", stdout);
+		json_str(w->reference ? w->reference : "tars");
 		fputs(", \"params\": {", stdout);
 		for (int s = 0; s < SCALE_COUNT; s++) {
 			printf("%s\"%s\": [", s ? ", " : "", scale_names[s]);
@@ -207,6 +212,8 @@ int main(int argc, char **argv)
 			compare_cfg.rep_seconds = num_arg(argv[0], argv[++i]);
 		} else if (strcmp(a, "--capacity-seconds") == 0 && i + 1 < argc) {
 			compare_cfg.capacity_seconds = num_arg(argv[0], argv[++i]);
+		} else if (strcmp(a, "--variant") == 0 && i + 1 < argc) {
+			compare_cfg.variants = argv[++i];
 		} else if (strcmp(a, "--seed") == 0 && i + 1 < argc) {
 			compare_cfg.seed = (uint64_t)num_arg(argv[0], argv[++i]);
 		} else if (a[0] != '-' && wl == NULL) {
@@ -226,8 +233,11 @@ int main(int argc, char **argv)
 	if (compare_cfg.rep_seconds < 0)
 		compare_cfg.rep_seconds = compare_cfg.scale == SCALE_TINY ? 0.004
 		    : compare_cfg.scale == SCALE_FULL ? 0.1 : 0.01;
-	if (compare_cfg.capacity_seconds < 0)
+	if (compare_cfg.capacity_seconds < 0) {
 		compare_cfg.capacity_seconds = compare_cfg.scale == SCALE_FULL ? 120 : 30;
+		if (compare_backend.capacity_seconds > compare_cfg.capacity_seconds)
+			compare_cfg.capacity_seconds = compare_backend.capacity_seconds;
+	}
 	if (compare_cfg.reps < 1 || compare_cfg.reps > 64)
 		compare_cfg.reps = compare_cfg.reps < 1 ? 1 : 64;
 	if (strcmp(wl, "info") != 0 && !list) {

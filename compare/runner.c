@@ -299,6 +299,25 @@ void compare_for_params(const struct compare_workload *w, long min, long max,
 	}
 }
 
+int compare_variant_on(const char *variant)
+{
+	const char *l = compare_cfg.variants;
+	size_t n = strlen(variant);
+
+	if (l == NULL)
+		return 1;
+	for (;;) {
+		const char *end = strchr(l, ',');
+		size_t len = end ? (size_t)(end - l) : strlen(l);
+
+		if (len == n && strncmp(l, variant, n) == 0)
+			return 1;
+		if (end == NULL)
+			return 0;
+		l = end + 1;
+	}
+}
+
 double compare_syscalls(void)
 {
 	double v = compare_backend.syscalls ? compare_backend.syscalls() : -1;

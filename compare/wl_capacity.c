@@ -1,11 +1,14 @@
 /* wl_capacity.c - live 64-byte buffers until the backend fails (or the
  * cap), in a forked child bounded in time, so that a backend that dies at
- * its limit still reports how far it got. */
+ * its limit still reports how far it got.  On the way, VMAs and resident
+ * bytes at 1k, 2k, 5k, 10k ... live buffers (the "curve" rows): how the
+ * mappings grow with live keys. */
 #include "compare.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -14,23 +17,54 @@
 
 #define CAPACITY_SIZE 64
 #define CAPACITY_CAP 2000000
+#define CURVE_MAX 40
+
+enum capacity_end { END_NONE, END_FAILED, END_CAP, END_TIME };
 
 /* Shared with the child, so a child that dies still tells how far it got. */
 struct capacity_state {
 	_Atomic size_t count;
 	int err;
-	int finished;     /* 1 failed, 2 reached the cap, 3 hit its time bound */
+	int finished;     /* enum capacity_end */
 	char call[48];
-	double seconds;
+	double seconds;   /* filling, /proc reads of the curve excluded */
 	struct memsnap peak, base;
+	size_t ncurve;
+	struct {
+		size_t live;
+		struct memsnap m;
+	} curve[CURVE_MAX];
 };
+
+/* The next point of the curve after n live buffers: 1, 2, 5 times a power
+ * of ten, from 1000. */
+static size_t curve_next(size_t n)
+{
+	size_t p = 1000;
+
+	for (;;) {
+		if (p > n)
+			return p;
+		if (2 * p > n)
+			return 2 * p;
+		if (5 * p > n)
+			return 5 * p;
+		p *= 10;
+	}
+}
+
+static void curve_point(struct capacity_state *st, size_t live)
+{
+	if (st->ncurve < CURVE_MAX && memsnap_take(&st->curve[st->ncurve].m) == 0)
+		st->curve[st->ncurve++].live = live;
+}
 
 static void capacity_child(struct capacity_state *st, size_t cap)
 {
 	void **ptr = compare_mem(cap * sizeof *ptr);
-	uint64_t t0 = compare_now_ns();
+	uint64_t t0 = compare_now_ns(), paused = 0;
 	uint64_t bound = (uint64_t)(compare_cfg.capacity_seconds * 1e9);
-	size_t i;
+	size_t i, next = curve_next(0);
 
 	(void)memsnap_take(&st->base);
 	for (i = 0; i < cap; i++) {
@@ -43,24 +77,108 @@ static void capacity_child(struct capacity_state *st, size_t cap)
 			st->err = errno;
 			snprintf(st->call, sizeof st->call, "%s",
 			    compare_fail_call ? compare_fail_call : "alloc");
-			st->finished = 1;
+			st->finished = END_FAILED;
 			break;
 		}
 		if (compare_backend.alloc_closed == NULL)
 			compare_touch(ptr[i], CAPACITY_SIZE, (unsigned char)i);
 		atomic_store_explicit(&st->count, i + 1, memory_order_relaxed);
-		if ((i & 4095) == 4095 && compare_now_ns() - t0 > bound) {
-			st->finished = 3;
+		if (i + 1 == next) {
+			uint64_t c0 = compare_now_ns();
+
+			curve_point(st, i + 1);
+			next = curve_next(i + 1);
+			paused += compare_now_ns() - c0;
+		}
+		if ((i & 4095) == 4095 && compare_now_ns() - t0 - paused > bound) {
+			st->finished = END_TIME;
 			i++;
 			break;
 		}
 	}
-	if (st->finished == 0)
-		st->finished = 2;
-	st->seconds = (double)(compare_now_ns() - t0) / 1e9;
+	if (st->finished == END_NONE)
+		st->finished = END_CAP;
+	st->seconds = (double)(compare_now_ns() - t0 - paused) / 1e9;
 	(void)memsnap_take(&st->peak);
 	/* No cleanup: the process ends and the kernel takes everything. */
 	_exit(0);
+}
+
+/* vm.max_map_count, or 0 when unreadable. */
+static double max_map_count(void)
+{
+	char buf[32] = "";
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+
+	if (f == NULL)
+		return 0;
+	if (fgets(buf, sizeof buf, f) == NULL)
+		buf[0] = '\0';
+	if (fclose(f) != 0)
+		return 0;
+	return strtod(buf, NULL);
+}
+
+/* Rows of how the child ended: the count with its note, the way it ended
+ * as bools, the time, memory and VMAs at the peak and per buffer, and the
+ * curve. */
+static void capacity_emit(const struct measure_key *k, const struct capacity_state *st,
+    size_t cap)
+{
+	const char *cn = compare_backend.capacity_note;
+	size_t count = atomic_load(&st->count);
+	double maxmaps = max_map_count();
+	/* The kernel refuses a mapping once the count reaches the limit; a few
+	 * VMAs of slack for the harness's own. */
+	int vma_limit = st->finished == END_FAILED && maxmaps > 0 &&
+	    st->peak.vmas >= maxmaps - 16;
+	char note[320];
+
+	if (st->finished == END_FAILED)
+		snprintf(note, sizeof note, "allocation #%zu failed in %s(): %s (%s)%s%s",
+		    count + 1, st->call, strerror(st->err),
+		    vma_limit ? "at the VMA limit, vm.max_map_count" :
+		    "below the VMA limit: memory or address space", cn ? "; " : "", cn ? cn : "");
+	else if (st->finished == END_CAP)
+		snprintf(note, sizeof note, "reached the cap of %zu%s%s", cap,
+		    cn ? "; " : "", cn ? cn : "");
+	else
+		snprintf(note, sizeof note, "stopped at the %g s time bound%s%s",
+		    compare_cfg.capacity_seconds, cn ? "; " : "", cn ? cn : "");
+	compare_emit_full(k, "capacity_count", (double)count, "count",
+	    "ok", st->finished == END_FAILED ? st->err : 0, note);
+	compare_emit(k, "capacity_reached_cap", st->finished == END_CAP, "bool",
+	    "1 when the cap was reached without failure");
+	compare_emit(k, "capacity_time_bound", st->finished == END_TIME, "bool",
+	    "1 when the child stopped at its time bound (neither cap nor failure)");
+	compare_emit(k, "capacity_vma_limit", vma_limit, "bool",
+	    "1 when the allocation failed with the VMAs at vm.max_map_count");
+	compare_emit(k, "capacity_seconds", st->seconds, "s",
+	    "time to fill (the curve's /proc reads excluded)");
+	compare_emit(k, "capacity_bound_seconds", compare_cfg.capacity_seconds, "s",
+	    "the child's time bound");
+	compare_emit_memory(k, &st->peak, &st->base);
+	if (count > 0) {
+		compare_emit(k, "rss_per_buffer_bytes", (st->peak.rss - st->base.rss) / (double)count,
+		    "bytes", "VmRSS growth / live buffers at the end");
+		compare_emit(k, "vma_per_buffer", (st->peak.vmas - st->base.vmas) / (double)count,
+		    "count", "VMA growth / live buffers at the end");
+	}
+	for (size_t i = 0; i <= st->ncurve; i++) {
+		/* The curve's points, then the end as its last point. */
+		const struct memsnap *m = i < st->ncurve ? &st->curve[i].m : &st->peak;
+		size_t live = i < st->ncurve ? st->curve[i].live : count;
+		struct measure_key c = { k->workload, "curve", "live", (double)live };
+
+		if (i == st->ncurve && (live == 0 || (st->ncurve > 0 && st->curve[i - 1].live == live)))
+			break;
+		compare_emit(&c, "vma_count", m->vmas, "count",
+		    "lines of /proc/self/maps with this many live buffers");
+		compare_emit(&c, "vma_delta", m->vmas - st->base.vmas, "count",
+		    "VMA growth over the child's start");
+		compare_emit(&c, "rss_delta_bytes", m->rss - st->base.rss, "bytes",
+		    "VmRSS growth over the child's start");
+	}
 }
 
 static int capacity_run(const struct compare_workload *w)
@@ -109,7 +227,7 @@ static int capacity_run(const struct compare_workload *w)
 		(void)nanosleep(&(struct timespec){ 0, 20 * 1000 * 1000 }, NULL);
 	}
 
-	if (st->finished == 0) {
+	if (st->finished == END_NONE) {
 		snprintf(note, sizeof note, "child %s after %zu live buffers",
 		    killed ? "killed at the hard time bound" : WIFSIGNALED(status)
 		    ? strsignal(WTERMSIG(status)) : "exited early",
@@ -117,24 +235,7 @@ static int capacity_run(const struct compare_workload *w)
 		compare_emit_full(&k, "capacity_count", (double)atomic_load(&st->count), "count",
 		    "failed", 0, note);
 	} else {
-		const char *cn = compare_backend.capacity_note;
-
-		if (st->finished == 1)
-			snprintf(note, sizeof note, "allocation #%zu failed in %s(): %s%s%s",
-			    atomic_load(&st->count) + 1, st->call, strerror(st->err),
-			    cn ? "; " : "", cn ? cn : "");
-		else if (st->finished == 2)
-			snprintf(note, sizeof note, "reached the cap of %zu%s%s", cap,
-			    cn ? "; " : "", cn ? cn : "");
-		else
-			snprintf(note, sizeof note, "stopped at the %g s time bound%s%s",
-			    compare_cfg.capacity_seconds, cn ? "; " : "", cn ? cn : "");
-		compare_emit_full(&k, "capacity_count", (double)atomic_load(&st->count), "count",
-		    "ok", st->finished == 1 ? st->err : 0, note);
-		compare_emit(&k, "capacity_reached_cap", st->finished == 2, "bool",
-		    "1 when the cap was reached without failure");
-		compare_emit(&k, "capacity_seconds", st->seconds, "s", "time to fill");
-		compare_emit_memory(&k, &st->peak, &st->base);
+		capacity_emit(&k, st, cap);
 	}
 	if (munmap(st, sizeof *st) != 0)
 		compare_progress("  capacity: munmap: %s", strerror(errno));

@@ -1,9 +1,43 @@
 /* wl_churn.c - K live slots in steady state: free a random slot, allocate
- * a new size into it, touch it.  Sizes uniform in 16..2048 or the crypto
- * sizes.  Latency, and the bytes of overhead per live slot. */
+ * a new size into it, touch it.  Sizes uniform in 16..2048, the crypto
+ * sizes, or large (4, 16 and 64 KiB: the multi-page and large-block paths;
+ * at most CHURN_LARGE_SLOTS slots, so that the per-mapping designs stay
+ * within vm.max_map_count).  Latency, and the bytes of overhead per live
+ * slot. */
 #include "churn.h"
 
 #include <errno.h>
+
+#define CHURN_LARGE_SLOTS 1000
+
+static const size_t large_sizes[] = { 4096, 16384, 65536 };
+
+/* The variants, in run order: how a size is drawn, the largest size (for
+ * the OpenSSL arena) and the most slots the variant runs with. */
+enum churn_kind { CHURN_UNIFORM, CHURN_CRYPTO, CHURN_LARGE };
+
+static const struct {
+	const char *name;
+	size_t max_size;
+	size_t max_slots;
+} kinds[] = {
+	[CHURN_UNIFORM] = { "uniform", 2048, SIZE_MAX },
+	[CHURN_CRYPTO] = { "crypto", 2048, SIZE_MAX },
+	[CHURN_LARGE] = { "large", 65536, CHURN_LARGE_SLOTS },
+};
+
+static size_t churn_draw(struct rng *rng, enum churn_kind kind)
+{
+	switch (kind) {
+	case CHURN_UNIFORM:
+		return 16 + rng_below(rng, 2048 - 16 + 1);
+	case CHURN_CRYPTO:
+		return compare_crypto_sizes[rng_below(rng, compare_ncrypto_sizes)];
+	case CHURN_LARGE:
+		break;
+	}
+	return large_sizes[rng_below(rng, NELEM(large_sizes))];
+}
 
 int churn_op(void *ctx, size_t i)
 {
@@ -23,10 +57,10 @@ int churn_op(void *ctx, size_t i)
 	return 0;
 }
 
-static void churn_variant(const struct compare_workload *w, size_t slots, int uniform)
+static void churn_variant(const struct compare_workload *w, size_t slots,
+    enum churn_kind kind)
 {
-	struct measure_key k = { w->name, uniform ? "uniform" : "crypto", w->param,
-		(double)slots };
+	struct measure_key k = { w->name, kinds[kind].name, w->param, (double)slots };
 	struct churn_ctx c;
 	struct memsnap base, now;
 	struct rng rng;
@@ -37,15 +71,17 @@ static void churn_variant(const struct compare_workload *w, size_t slots, int un
 	c.size = compare_mem(slots * sizeof *c.size);
 	c.slot_stream = compare_mem(CHURN_STREAM * sizeof *c.slot_stream);
 	c.size_stream = compare_mem(CHURN_STREAM * sizeof *c.size_stream);
-	rng_seed(&rng, compare_cfg.seed ^ (slots * 2 + (size_t)uniform));
+	/* The uniform and crypto streams are drawn as before the large
+	 * variant existed (seed slots * 2 + 1 and slots * 2). */
+	rng_seed(&rng, compare_cfg.seed ^ (slots * 2 + (kind == CHURN_UNIFORM)
+	    + (kind == CHURN_LARGE ? (size_t)1 << 40 : 0)));
 	for (size_t i = 0; i < CHURN_STREAM; i++) {
 		c.slot_stream[i] = (uint32_t)rng_below(&rng, slots);
-		c.size_stream[i] = (uint16_t)(uniform ? 16 + rng_below(&rng, 2048 - 16 + 1)
-		    : compare_crypto_sizes[rng_below(&rng, compare_ncrypto_sizes)]);
+		c.size_stream[i] = (uint32_t)churn_draw(&rng, kind);
 	}
 	/* Buddy-style arenas round up to a power of two and fragment: room
 	 * for twice the worst case. */
-	if (compare_prepare(slots * 2048 * 2, slots + 16, &k) != 0)
+	if (compare_prepare(slots * kinds[kind].max_size * 2, slots + 16, &k) != 0)
 		goto out;
 	(void)memsnap_take(&base);
 	for (filled = 0; filled < slots; filled++) {
@@ -87,8 +123,9 @@ out:
 
 static void churn_one(const struct compare_workload *w, long slots)
 {
-	churn_variant(w, (size_t)slots, 1);
-	churn_variant(w, (size_t)slots, 0);
+	for (size_t kind = 0; kind < NELEM(kinds); kind++)
+		if ((size_t)slots <= kinds[kind].max_slots && compare_variant_on(kinds[kind].name))
+			churn_variant(w, (size_t)slots, (enum churn_kind)kind);
 }
 
 static int churn_run(const struct compare_workload *w)
@@ -99,8 +136,8 @@ static int churn_run(const struct compare_workload *w)
 
 COMPARE_WORKLOAD(wl_churn) = {
 	.name = "churn",
-	.what = "K live slots: free a random slot, alloc a new size (uniform 16..2048 "
-	    "or crypto sizes), touch it",
+	.what = "K live slots: free a random slot, alloc a new size (uniform 16..2048, "
+	    "crypto sizes, or large: 4, 16, 64 KiB with at most 1000 slots), touch it",
 	.param = "slots",
 	.params = {
 		[SCALE_TINY] = COMPARE_PARAMS(64),
@@ -114,6 +151,8 @@ COMPARE_WORKLOAD(wl_churn) = {
 		{ "churn 10k uniform", "uniform", 10000, "ns_per_op", 0 },
 		{ "churn 10k uniform: overhead/buffer", "uniform", 10000,
 		  "overhead_per_buffer_bytes", 0 },
+		{ "churn 1k large (4-64 KiB)", "large", 1000, "ns_per_op", 0 },
+		{ "churn 1k large, per-op p99", "large", 1000, "op_p99_ns", 0 },
 	),
 	.run = churn_run,
 };

@@ -39,16 +39,22 @@ COMPARE_WORKLOAD(wl_pair) = {
 	.what = "alloc, touch every byte, free",
 	.param = "size",
 	.params = {
-		[SCALE_TINY] = COMPARE_PARAMS(64),
-		[SCALE_DEFAULT] = COMPARE_PARAMS(16, 64, 256, 1024, 2048),
+		[SCALE_TINY] = COMPARE_PARAMS(64, 4096, 65536),
+		/* 4, 16 and 64 KiB: secrets of several pages (post-quantum and
+		 * RSA private keys, TLS records), tars's multi-page classes and
+		 * its large-block cache. */
+		[SCALE_DEFAULT] = COMPARE_PARAMS(16, 64, 256, 1024, 2048, 4096, 16384, 65536),
 		[SCALE_FULL] = COMPARE_PARAMS(16, 32, 64, 68, 128, 200, 208, 256, 512,
-		    1024, 2048, 4096, 8192),
+		    1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072),
 	},
 	COMPARE_HEADLINES(
 		{ "pair 16 B", "", 16, "ns_per_op", 0 },
 		{ "pair 64 B", "", 64, "ns_per_op", 0 },
 		{ "pair 64 B, per-op p99.9", "", 64, "op_p999_ns", 0 },
 		{ "pair 1024 B", "", 1024, "ns_per_op", 0 },
+		{ "pair 4 KiB", "", 4096, "ns_per_op", 0 },
+		{ "pair 16 KiB", "", 16384, "ns_per_op", 0 },
+		{ "pair 64 KiB", "", 65536, "ns_per_op", 0 },
 	),
 	.run = pair_run,
 };

@@ -72,4 +72,5 @@ COMPARE_WORKLOAD(wl_protect) = {
 		{ "protect toggle", "toggle", 32, "ns_per_op", 0 },
 	),
 	.run = protect_run,
+	.reference = "tars-key",
 };

@@ -64,7 +64,7 @@ struct thread_arg {
 	pthread_barrier_t *barrier;
 	struct churn_ctx churn;   /* local variant */
 	struct ring *out, *in;    /* remote variant */
-	const uint16_t *sizes;
+	const uint32_t *sizes;
 	struct timing t;
 	struct run_result r;
 	double cpu_ns;            /* the thread's CPU time in its timed loop */
@@ -159,7 +159,7 @@ static void threads_variant(const struct compare_workload *w, int nthreads, int 
 	pthread_t tid[MAX_THREADS];
 	pthread_barrier_t barrier;
 	atomic_int stop[2];
-	uint16_t *sizes;
+	uint32_t *sizes;
 	struct timing all;
 	struct rng rng;
 	int reps = compare_cfg.reps, err;
@@ -173,7 +173,7 @@ static void threads_variant(const struct compare_workload *w, int nthreads, int 
 	sizes = compare_mem(CHURN_STREAM * sizeof *sizes);
 	rng_seed(&rng, compare_cfg.seed ^ 0x7468);
 	for (size_t i = 0; i < CHURN_STREAM; i++)
-		sizes[i] = (uint16_t)compare_crypto_sizes[rng_below(&rng, compare_ncrypto_sizes)];
+		sizes[i] = (uint32_t)compare_crypto_sizes[rng_below(&rng, compare_ncrypto_sizes)];
 	if (remote)
 		rings = compare_mem(2 * sizeof *rings);
 	timing_init(&all, (size_t)reps * MAX_SAMPLES_PER_REP * (size_t)nthreads,
@@ -324,8 +324,9 @@ drain:
 /* Local churn on n threads; with 2 threads, remote frees too. */
 static void threads_one(const struct compare_workload *w, long n)
 {
-	threads_variant(w, (int)n, 0);
-	if (n == 2)
+	if (compare_variant_on("local"))
+		threads_variant(w, (int)n, 0);
+	if (n == 2 && compare_variant_on("remote"))
 		threads_variant(w, 2, 1);
 }
 
