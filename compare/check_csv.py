@@ -170,6 +170,53 @@ def main():
                   "sodium capacity recorded with its end: %s"
                   % ((s and (s["value"], s["errno"], s["note"][:60])),))
 
+    # Blocks of several pages: every backend ran the pair at 4 KiB and up and
+    # the large churn.
+    if "pair" in workloads:
+        big = {(r["backend"], number(r["param_value"])) for r in rows
+               if r["workload"] == "pair" and r["metric"] == "ns_per_op"
+               and r["status"] == "ok" and (number(r["param_value"]) or 0) >= 4096}
+        sizes = {s for _, s in big}
+        check(sizes and all((b, s) in big for b in backends for s in sizes),
+              "pair at %s bytes for every backend" % sorted(sizes))
+    if "churn" in workloads:
+        lg = {r["backend"] for r in rows if r["workload"] == "churn"
+              and r["variant"] == "large" and r["metric"] == "ns_per_op"
+              and r["status"] == "ok"}
+        check(lg == set(backends), "churn large (4-64 KiB) for every backend: %s"
+              % sorted(set(backends) - lg))
+
+    # Keys: the key backends measured a key's life, the others said they
+    # cannot; its ratios are to tars-key.
+    keyb = {b for b in backends if doc["backends"][b].get("keys")}
+    if "keylife" in workloads:
+        st = {r["backend"]: r["status"] for r in rows if r["workload"] == "keylife"
+              and r["metric"] == "ns_per_op"}
+        check(keyb and all(st.get(b) == "ok" for b in keyb) and
+              all(st.get(b) == "unsupported" for b in set(backends) - keyb),
+              "keylife: ok for %s, unsupported for the others: %s" % (sorted(keyb), st))
+        refs = {r["reference"] for r in rat if r["workload"] == "keylife" and r["ratio"]}
+        if len(keyb) > 1 and "tars-key" in keyb:
+            check(refs == {"tars-key"}, "keylife ratios are to tars-key: %s" % refs)
+    if "capacity" in workloads:
+        for b in backends:
+            ends = [number(r["value"]) for r in rows if r["backend"] == b
+                    and r["workload"] == "capacity" and r["metric"] in (
+                        "capacity_reached_cap", "capacity_time_bound", "capacity_vma_limit")
+                    and r["status"] == "ok"]
+            check(len(ends) == 3 and sum(ends) <= 1,
+                  "%s capacity: how it ended recorded (cap, time bound, VMA limit: %s)"
+                  % (b, ends))
+        for b in keyb:
+            curve = [r for r in rows if r["backend"] == b and r["workload"] == "capacity"
+                     and r["variant"] == "curve" and r["metric"] == "vma_count"]
+            check(len(curve) >= 2, "%s: VMAs against live keys at %d points" % (b, len(curve)))
+        if "tars-key" in backends:
+            tb = [r for r in rows if r["backend"] == "tars-key" and r["workload"] == "capacity"
+                  and r["metric"] == "capacity_time_bound"]
+            check(tb and tb[0]["value"] == "0",
+                  "tars-key capacity ended at the cap or a limit, not its time bound")
+
     print("check_csv: %d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 

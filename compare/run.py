@@ -25,7 +25,8 @@ Writes results/<YYYYmmdd-HHMMSS>/ with
     compare.csv    tidy: one row per measurement and process (columns in
                    COLUMNS, documented in compare/README.md)
     ratios.csv     per backend and measurement: the median over processes,
-                   and the ratio to tars with a 95% bootstrap interval
+                   and the ratio to tars (to tars-key in the key workloads)
+                   with a 95% bootstrap interval
     summary.md     backends ranked per headline, ratios with intervals,
                    per-operation tails
 and points results/latest at it.  Exit status 1 when a process crashed,
@@ -47,14 +48,14 @@ import suite  # noqa: E402  (compare/suite.py)
 import summary  # noqa: E402  (compare/summary.py)
 
 # Per-process time bounds (seconds); capacity bounds itself (30 s, full
-# 120 s) and its parent kills it 30 s later.
+# 120 s; tars-key 120 s at every scale) and its parent kills it 30 s later.
 TIMEOUT = {"default": 240, "tiny": 60, "full": 900}
 ROUNDS = {"default": 5, "tiny": 1, "full": 5}
 COLUMNS = ["run", "round", "backend", "library", "workload", "variant", "param",
            "param_value", "metric", "value", "unit", "status", "errno", "note"]
 RATIO_COLUMNS = ["run", "backend", "workload", "variant", "param", "param_value",
                  "metric", "unit", "better", "processes", "median", "min", "max",
-                 "ratio", "ci_lo", "ci_hi", "ci_includes_1", "headline"]
+                 "reference", "ratio", "ci_lo", "ci_hi", "ci_includes_1", "headline"]
 # Measurements that get a ratio with a bootstrap interval for every
 # parameter; headline metrics get one too.
 RATIO_METRICS = {"ns_per_op", "op_p50_ns", "op_p99_ns", "op_p999_ns",
@@ -132,8 +133,11 @@ def process_failure(run_id, rnd, backend, workload, param, res, why):
 
 def ratios(run_id, rows, workloads, backends):
     """Per backend and measurement: median, min, max over processes, and
-    the ratio to tars with its 95% percentile-bootstrap interval."""
+    the ratio to the workload's reference backend (tars; tars-key for the
+    workloads only key backends run) with its 95% percentile-bootstrap
+    interval."""
     heads = {}
+    ref_of = {w["name"]: w.get("reference", "tars") for w in workloads}
     for w in workloads:
         for h in w["headlines"]:
             heads[(w["name"], h["variant"], suite.num(h["param_value"]),
@@ -156,7 +160,8 @@ def ratios(run_id, rows, workloads, backends):
         h = heads.get(key)
         better = (h["better"] if h else
                   "high" if key[3] in HIGHER_IS_BETTER else "low")
-        base_meds = (suite.bootstrap_medians(per["tars"]) if want_ratio and "tars" in per
+        ref = ref_of.get(key[0], "tars")
+        base_meds = (suite.bootstrap_medians(per[ref]) if want_ratio and ref in per
                      else None)
         for b in backends:
             if b not in per:
@@ -166,9 +171,10 @@ def ratios(run_id, rows, workloads, backends):
                    "param": params[key], "param_value": key[2], "metric": key[3],
                    "unit": units[key], "better": better, "processes": len(v),
                    "median": suite.median(v), "min": min(v), "max": max(v),
+                   "reference": ref if want_ratio and ref in per else "",
                    "headline": h["label"] if h else ""}
-            if want_ratio and "tars" in per and b != "tars":
-                rt, lo, hi = suite.bootstrap_ratio(per["tars"], v, base_medians=base_meds)
+            if want_ratio and ref in per and b != ref:
+                rt, lo, hi = suite.bootstrap_ratio(per[ref], v, base_medians=base_meds)
                 row.update(ratio=rt, ci_lo=lo, ci_hi=hi,
                            ci_includes_1=None if lo is None else int(lo <= 1 <= hi))
             out.append(row)

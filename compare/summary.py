@@ -28,6 +28,7 @@ METRIC_LABEL = {
     "aggregate_ops_per_s": "ops/s, all threads",
     "ops_per_cpu_s": "ops per CPU-second, all threads",
     "capacity_count": "live buffers before failure (cap 2M)",
+    "op_p50_ns": "per-op p50",
     "handshakes_per_s": "handshakes/s",
     "peak_rss_bytes": "peak RSS",
     "syscalls_per_op": "system calls per op (backends that count them)",
@@ -129,6 +130,8 @@ def headline_table(doc, rows, rat, backends):
                             r["workload"] == w["name"] and r["metric"] == h["metric"]
                             and r["errno"]}
                     extra = " " + " ".join(sorted(errs)) if errs else ""
+                    if v_true(rows, b, "capacity_time_bound"):
+                        extra += " (time bound)"
                 cells.append("%s %s%s%s" % (b, fmt(num(got[b]["median"]), unit), extra,
                                             ratio_text(got[b])))
             present = [b for b in backends if any(
@@ -166,6 +169,143 @@ def tails_table(doc, rat, backends):
     return out
 
 
+def approx(n):
+    """5.9M, 32.8k, 512."""
+    return ("%.1fM" % (n / 1e6) if n >= 1e6 else "%.1fk" % (n / 1e3) if n >= 1e4
+            else "%.0f" % n)
+
+
+def value_of(rows, backend, workload, variant, pv, metric):
+    """The value of an ok row (the first process's), or None."""
+    for r in rows:
+        if (r["backend"] == backend and r["workload"] == workload and r["metric"] == metric
+                and r["variant"] == variant and num(r["param_value"]) == pv
+                and r["status"] == "ok"):
+            return num(r["value"])
+    return None
+
+
+def capacity_end(rows, backend):
+    """(short, sentence) saying how a backend's capacity run ended."""
+    row = next((r for r in rows if r["backend"] == backend and r["workload"] == "capacity"
+                and r["metric"] == "capacity_count"), None)
+    if row is None:
+        return "-", None
+    count = num(row["value"]) or 0
+    v = lambda m: value_of(rows, backend, "capacity", "", 64, m)  # noqa: E731
+    secs, bound = v("capacity_seconds"), v("capacity_bound_seconds")
+    if row["status"] != "ok":
+        return "failed", "%s: the capacity child failed (%s)." % (backend, row["note"])
+    call = row["note"].split(" failed in ", 1)[-1].split("(", 1)[0] if row["errno"] else ""
+    if v("capacity_reached_cap"):
+        short = "the cap"
+        how = "reached the cap of %s live keys" % "{:,.0f}".format(count)
+    elif v("capacity_vma_limit"):
+        short = "VMA limit (%s in %s())" % (row["errno"], call)
+        how = ("failed at %s live keys with %s in %s(), its VMAs at vm.max_map_count: "
+               "the VMA bound" % ("{:,.0f}".format(count), row["errno"], call))
+    elif v("capacity_time_bound"):
+        short = "time bound (%.0f s)" % (bound or 0)
+        how = ("stopped at its time bound of %.0f s with %s live keys, neither at the cap "
+               "nor at a limit (raise it: --capacity-seconds)" % (bound or 0,
+                                                                  "{:,.0f}".format(count)))
+    else:
+        short = "memory (%s in %s())" % (row["errno"], call)
+        how = ("failed at %s live keys with %s in %s() below the VMA limit: the memory "
+               "(RAM, address space or RLIMIT_MEMLOCK) bound" % (
+                   "{:,.0f}".format(count), row["errno"], call))
+    return short, how + (" (%.1f s of filling; time bound %.0f s)" % (secs, bound or 0)
+                         if secs is not None else "")
+
+
+def keys_section(doc, rows, rat, backends):
+    """Keys at scale: capacity and how it ended, VMAs against live keys,
+    the life of a key and the protection toggle, for the backends that
+    keep keys closed at rest."""
+    info = doc.get("backends", {})
+    keyb = [b for b in backends if info.get(b, {}).get("keys",
+                                                      info.get(b, {}).get("protect"))]
+    keyb = [b for b in keyb if any(r["backend"] == b and r["workload"] in
+                                   ("capacity", "keylife") for r in rows)]
+    if not keyb:
+        return []
+    mem = num(str(doc.get("machine", {}).get("memory", "")).split()[0]
+              if doc.get("machine", {}).get("memory") else None)
+    out = ["Keys at scale (the backends that keep a key closed at rest; tars-key's "
+           "capacity is tars_key containers, the others' their buffers). Capacity: live "
+           "64-byte keys until the first failure, the cap or the time bound, in one "
+           "process; VMAs: lines of /proc/self/maps at the end; key life: a random "
+           "32-byte key made, closed and freed (tars-key: tars_key_new_random + "
+           "tars_key_free; the others: alloc + getrandom + protect none + free), "
+           "median over processes, in brackets the ratio to tars-key with its 95% "
+           "interval.\n",
+           "| backend | live keys | ended by | VMAs at the end | VMAs per 1,000 live keys "
+           "| resident bytes per key | key life | key life, per-op p99 | protect toggle |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    lines = []
+    for b in keyb:
+        cap = value_of(rows, b, "capacity", "", 64, "capacity_count")
+        vmas = value_of(rows, b, "capacity", "", 64, "vma_count")
+        vpb = value_of(rows, b, "capacity", "", 64, "vma_per_buffer")
+        rpb = value_of(rows, b, "capacity", "", 64, "rss_per_buffer_bytes")
+        short, how = capacity_end(rows, b)
+
+        def lat(wl, variant, pv, metric):
+            r = rat.get((b, wl, variant, pv, metric))
+            if r is None:
+                return "-"
+            return fmt(num(r["median"]), "ns") + ratio_text(r)
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            b, fmt(cap, "count"), short, fmt(vmas, "count"),
+            "-" if vpb is None else "%.2f" % (vpb * 1000) if vpb < 0.1 else
+            "{:,.0f}".format(vpb * 1000), fmt(rpb, "bytes"),
+            lat("keylife", "life", 32, "ns_per_op"), lat("keylife", "life", 32, "op_p99_ns"),
+            lat("protect", "toggle", 32, "ns_per_op")))
+        if how:
+            extra = ""
+            maxmaps = num(doc.get("machine", {}).get("max_map_count"))
+            if rpb and mem and not v_true(rows, b, "capacity_vma_limit"):
+                # The next limit at this rate: RAM, or the VMA count.
+                ram = mem * 1024 / rpb
+                vma = maxmaps / vpb if maxmaps and vpb and vpb > 0 else float("inf")
+                extra = ("; at %s resident and %s VMAs per key the next limit is %s "
+                         "at about %s keys" % (
+                             fmt(rpb, "bytes"), "%.2g" % vpb if vpb else "0",
+                             "the machine's RAM (%.1f GiB)" % (mem / (1 << 20)) if ram <= vma
+                             else "vm.max_map_count (%s)" % fmt(maxmaps, "count"),
+                             approx(min(ram, vma))))
+            lines.append("- %s: %s%s." % (b, how, extra))
+    out.append("")
+    out += lines
+    # The issue's yardstick: a key's life against a naive guarded mapping.
+    for b in keyb:
+        r = rat.get((b, "keylife", "life", 32, "ns_per_op"))
+        rt, lo, hi = (num(r[k]) if r else None for k in ("ratio", "ci_lo", "ci_hi"))
+        if b != "tars-key" and rt:
+            out.append("- key life: tars-key takes %.2fx %s's time%s." % (
+                1 / rt, b, " [%.2fx-%.2fx]" % (1 / hi, 1 / lo) if lo and hi else ""))
+    # VMAs against live keys, from the capacity run's curve.
+    pts = sorted({num(r["param_value"]) for r in rows if r["workload"] == "capacity"
+                  and r["variant"] == "curve" and r["metric"] == "vma_count"
+                  and r["backend"] in keyb})
+    if pts:
+        out.append("")
+        out.append("VMAs against live keys (capacity run; the last point of each is "
+                   "where it ended):\n")
+        out.append("| live keys | " + " | ".join(keyb) + " |")
+        out.append("|---|" + "---|" * len(keyb))
+        for p in pts:
+            cells = [fmt(value_of(rows, b, "capacity", "curve", p, "vma_count"), "count")
+                     for b in keyb]
+            out.append("| %s | %s |" % (fmt(p, "count"), " | ".join(cells)))
+    out.append("")
+    return out
+
+
+def v_true(rows, backend, metric):
+    return bool(value_of(rows, backend, "capacity", "", 64, metric))
+
+
 def render(doc, rows, ratios):
     backends = list(doc.get("backends", {})) or sorted({r["backend"] for r in rows})
     rat = index(ratios)
@@ -186,7 +326,9 @@ def render(doc, rows, ratios):
         out.append("Backends: " + "; ".join(libs) + ".\n")
     out.append("Ranked best first; the value is the median over the processes of the "
                "run (each process's own value is a median over its repetitions). In "
-               "brackets: value / tars's value, and its 95% interval (percentile "
+               "brackets: value / tars's value (the key workloads, protect and "
+               "keylife, which tars's chunk path does not run: value / tars-key's "
+               "value), and its 95% interval (percentile "
                "bootstrap over the process medians of both backends); `~` marks an "
                "interval that includes 1.0, a difference this run cannot tell from "
                "noise. Latency, bytes and system calls: lower is better; throughput and "
@@ -196,6 +338,7 @@ def render(doc, rows, ratios):
         out.append("(tars is not part of this run: no ratios.)\n")
     out += headline_table(doc, rows, rat, backends)
     out.append("")
+    out += keys_section(doc, rows, rat, backends)
     tails = tails_table(doc, rat, backends)
     if tails:
         out.append("Per-operation latency, p50 / p99 / p99.9: single operations timed "
