@@ -45,6 +45,12 @@ class Table:
         r = self.row(backend, workload, variant, pv, metric)
         return num(r[field]) if r else None
 
+    def spread(self, backend, workload, variant, pv, metric):
+        """(median, min, max) over the processes, or None."""
+        v = [self.value(backend, workload, variant, pv, metric, k)
+             for k in ("median", "min", "max")]
+        return None if v[0] is None else v
+
     def params(self, workload, variant, metric):
         return sorted({k[3] for k in self.rows if k[1] == workload and k[2] == variant
                        and k[4] == metric and k[3] is not None})
@@ -54,11 +60,12 @@ def f(v):
     return "NaN" if v is None else repr(float(v))
 
 
-def series(t, out, name, workload, variant, metric, scale=1.0):
-    """x = parameter, one column per backend that has at least one value."""
+def series(t, out, name, workload, variant, metric, scale=1.0, only=None):
+    """x = parameter, one column per backend (of `only`, if given) that has
+    at least one value."""
     xs = t.params(workload, variant, metric)
-    cols = [b for b in t.backends
-            if any(t.value(b, workload, variant, x, metric) is not None for x in xs)]
+    cols = [b for b in t.backends if (only is None or b in only)
+            and any(t.value(b, workload, variant, x, metric) is not None for x in xs)]
     if not xs or not cols:
         return None
     with open(os.path.join(out, name + ".dat"), "w") as fh:
@@ -102,10 +109,46 @@ def pair_ratio(t, out):
             "far": ", ".join("%s ~%.0fx" % (b, m) for b, m in far) or "none"}
 
 
+def size_label(n):
+    return "%d KiB" % (n // 1024) if n >= 1024 and n % 1024 == 0 else "%d B" % n
+
+
+def large(t, out):
+    """Blocks of several pages: the pair at 4 KiB and up, and the large
+    churn, each backend's ratio to tars with its interval (log axis: the
+    per-mapping designs are tens of times slower)."""
+    cats = [("pair", "", x, "pair %s" % size_label(int(x)))
+            for x in t.params("pair", "", "ns_per_op") if x >= 4096]
+    cats += [("churn", "large", x, "churn %d slots, 4-64 KiB" % x)
+             for x in t.params("churn", "large", "ns_per_op")]
+    others = [b for b in t.backends if b != "tars" and any(
+        t.value(b, w, v, x, "ns_per_op", "ratio") is not None for w, v, x, _ in cats)]
+    if not cats or not others:
+        return None
+    with open(os.path.join(out, "large.dat"), "w") as fh:
+        fh.write('"backend" "x" "ratio" "lo" "hi" "lt"\n')
+        for i, (w, v, x, _) in enumerate(cats, 1):
+            for j, b in enumerate(others):
+                r = t.value(b, w, v, x, "ns_per_op", "ratio")
+                if r is None:
+                    continue
+                lo = t.value(b, w, v, x, "ns_per_op", "ci_lo")
+                hi = t.value(b, w, v, x, "ns_per_op", "ci_hi")
+                off = (j - (len(others) - 1) / 2) * 0.7 / max(len(others), 1)
+                fh.write('"%s" %.3f %s %s %s %d\n' % (b, i + off, f(r), f(lo or r),
+                                                     f(hi or r), t.lt[b]))
+    return {"n": len(cats), "xtics": "set xtics (%s)" % ", ".join(
+        "'%s' %d" % (label, i) for i, (_, _, _, label) in enumerate(cats, 1)),
+        "names": " ".join(others), "lts": " ".join(str(t.lt[b]) for b in others)}
+
+
 def forest(t, out, doc):
     """Every headline: each backend's ratio to tars with its interval."""
     lines = []
-    heads = [(h["label"], w["name"], h["variant"], num(h["param_value"]), h["metric"])
+    # A workload whose ratios are to another backend says so in its label.
+    heads = [(h["label"] + ("" if w.get("reference", "tars") == "tars" else
+                            " (1 = %s)" % w["reference"]),
+              w["name"], h["variant"], num(h["param_value"]), h["metric"])
              for w in doc.get("workloads", []) for h in w["headlines"]]
     heads = [h for h in heads if any(t.value(b, *h[1:], "ratio") is not None
                                      for b in t.backends)]
@@ -158,6 +201,17 @@ def main():
     if s:
         figs.append("pair_ratio")
         gvars["pair_ratio"] = s
+    lg = large(t, out)
+    if lg:
+        figs.append("large")
+    # Keys: VMAs against live keys from the capacity run's curve, for the
+    # backends that keep keys closed at rest.
+    keyb = {b for b, i in doc.get("backends", {}).items()
+            if i.get("keys", i.get("protect"))}
+    s = series(t, out, "key_vmas", "capacity", "curve", "vma_count", only=keyb)
+    if s:
+        figs.append("key_vmas")
+        gvars["key_vmas"] = s
     fr = forest(t, out, doc)
     if fr:
         figs.append("forest")
@@ -188,6 +242,9 @@ def main():
     for r in suite.read_csv(os.path.join(d, "compare.csv")):
         if r["workload"] == "capacity" and r["metric"] == "capacity_count" and r["errno"]:
             ends[r["backend"]] = r["errno"]
+        if (r["workload"] == "capacity" and r["metric"] == "capacity_time_bound"
+                and num(r["value"])):
+            ends[r["backend"]] = "time bound"
 
     def cap_row(b):
         v = t.value(b, "capacity", "", 64, "capacity_count")
@@ -195,6 +252,21 @@ def main():
             return None
         return '"%s" %s %d "%s%s"' % (b, f(v / 1e6), t.lt[b], "{:,.0f}".format(v),
                                        "\\n" + ends[b] if b in ends else "")
+
+    # Key life: ns per key (min-max over processes), labelled with the
+    # ratio to tars-key and its interval.
+    def keylife_row(b):
+        sp = t.spread(b, "keylife", "life", 32, "ns_per_op")
+        if sp is None:
+            return None
+        v, lo, hi = sp
+        r = t.row(b, "keylife", "life", 32, "ns_per_op")
+        rt, rlo, rhi = (num(r[k]) for k in ("ratio", "ci_lo", "ci_hi"))
+        label = ("%.2fx [%.2f-%.2f]" % (rt, rlo, rhi) if rt and rlo is not None
+                 else "%.2fx" % rt if rt else "reference")
+        return '"%s" %s %s %s %d "%.1f us\\n%s"' % (b, f(v / 1e3), f(lo / 1e3),
+                                                     f(hi / 1e3), t.lt[b], v / 1e3, label)
+    bars("keylife", "backend us lo hi lt label", keylife_row)
     bars("capacity", "backend millions lt label", cap_row)
 
     def threads_row(b):
@@ -215,11 +287,10 @@ def main():
     # tls: handshakes per second (min-max over processes), and where the
     # time of a handshake goes for the backends near glibc's speed.
     def tls_row(b):
-        v = t.value(b, "tls", "", 16384, "handshakes_per_s")
-        if v is None:
+        sp = t.spread(b, "tls", "", 16384, "handshakes_per_s")
+        if sp is None:
             return None
-        lo = t.value(b, "tls", "", 16384, "handshakes_per_s", "min")
-        hi = t.value(b, "tls", "", 16384, "handshakes_per_s", "max")
+        v, lo, hi = sp
         return '"%s" %s %s %s %d' % (b, f(v), f(lo), f(hi), t.lt[b])
     bars("tls", "backend hs lo hi lt", tls_row)
 
@@ -249,6 +320,9 @@ def main():
             fh.write("forest_n = %d\nforest_ytics = \"set ytics (%s)\"\n" % (
                 fr["n"], fr["ytics"]))
             fh.write('forest_names = "%s"\nforest_lts = "%s"\n' % (fr["names"], fr["lts"]))
+        if lg:
+            fh.write('large_n = %d\nlarge_xtics = "%s"\nlarge_names = "%s"\n'
+                     'large_lts = "%s"\n' % (lg["n"], lg["xtics"], lg["names"], lg["lts"]))
     with open(os.path.join(out, "figures.txt"), "w") as fh:
         fh.write("\n".join(figs) + "\n")
     return 0
