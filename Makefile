@@ -6,7 +6,8 @@
 #   make test       build and run the whole test suite
 #   make            build libtars.a, libtars.so, tars.pc
 #   make bench      micro-benchmarks (BENCH_FILTER=regex)
-#   make tune       option sweep: cache, classes, junk, canary, random, mlock
+#   make tune       option sweep: cache, classes, spare, junk, canary, random,
+#                   mlock, delay, large_cache, quarantine, freed_none
 #   make syscalls   system calls per operation of every backend (strace)
 #   make fuzz       libFuzzer run (FUZZ_SECONDS=N)
 #   make plots      figures from results/latest (RESULTS=results/X)

@@ -268,9 +268,9 @@ def keys_section(doc, rows, rat, backends):
                 # The next limit at this rate: RAM, or the VMA count.
                 ram = mem * 1024 / rpb
                 vma = maxmaps / vpb if maxmaps and vpb and vpb > 0 else float("inf")
-                extra = ("; at %s resident and %s VMAs per key the next limit is %s "
-                         "at about %s keys" % (
-                             fmt(rpb, "bytes"), "%.2g" % vpb if vpb else "0",
+                extra = ("; at %s resident per key and %s VMAs per 1,000 keys the next "
+                         "limit is %s at about %s keys" % (
+                             fmt(rpb, "bytes"), "%.2g" % (vpb * 1000) if vpb else "0",
                              "the machine's RAM (%.1f GiB)" % (mem / (1 << 20)) if ram <= vma
                              else "vm.max_map_count (%s)" % fmt(maxmaps, "count"),
                              approx(min(ram, vma))))
@@ -280,7 +280,7 @@ def keys_section(doc, rows, rat, backends):
     # The yardstick: a key's life against a naive guarded mapping.
     for b in keyb:
         r = rat.get((b, "keylife", "life", 32, "ns_per_op"))
-        rt, lo, hi = (num(r[k]) if r else None for k in ("ratio", "ci_lo", "ci_hi"))
+        rt, lo, hi = (num(r.get(k)) if r else None for k in ("ratio", "ci_lo", "ci_hi"))
         if b != "tars-key" and rt:
             out.append("- key life: tars-key takes %.2fx %s's time%s." % (
                 1 / rt, b, " [%.2fx-%.2fx]" % (1 / hi, 1 / lo) if lo and hi else ""))

@@ -58,20 +58,29 @@ def fmt_key(wl, variant, pv):
 class Sweep:
     """Rows indexed for the summary."""
 
-    def __init__(self, rows, configs, rounds):
+    def __init__(self, rows, configs, rounds, large_jobs=()):
         self.configs = configs
         self.rounds = rounds
         self.v = {}      # (config, round, key, metric) -> value
         self.stats = {}  # (config, round, job) -> {stat: value}
         self.page = 4096
+        self.large_jobs = set(large_jobs)
+        large = set()   # keys measured by the large-block jobs
         for r in rows:
             if r["source"] == "compare":
                 key = fmt_key(r["workload"], r["variant"], r["param_value"])
                 self.v[(r["config"], r["round"], key, r["metric"])] = float(r["value"])
+                if r["job"] in self.large_jobs:
+                    large.add(key)
             elif r["source"] == "tars_stats":
                 self.stats.setdefault((r["config"], r["round"], r["job"]), {})[
                     r["metric"][6:]] = float(r["value"])
-        self.lat_keys = sorted({k for (_, _, k, m) in self.v if m == LAT_METRIC})
+        # The latency index of the chunk jobs, and its own of the
+        # large-block jobs (the large-block options run only those).
+        self.lat_keys = sorted({k for (_, _, k, m) in self.v
+                                if m == LAT_METRIC and k not in large})
+        self.large_keys = sorted({k for (_, _, k, m) in self.v
+                                  if m == LAT_METRIC and k in large})
 
     def get(self, c, r, key, metric):
         return self.v.get((c, r, key, metric))
@@ -80,12 +89,13 @@ class Sweep:
         return [self.v[(c, r, key, metric)] * scale for r in self.rounds
                 if (c, r, key, metric) in self.v]
 
-    def index(self, c, metric=LAT_METRIC):
-        """Per round: geomean over latency keys of value / default's."""
+    def index(self, c, metric=LAT_METRIC, keys=None):
+        """Per round: geomean over latency keys (the chunk jobs', or keys)
+        of value / default's."""
         out = []
         for r in self.rounds:
             ratios = []
-            for k in self.lat_keys:
+            for k in (self.lat_keys if keys is None else keys):
                 a, b = self.get(c, r, k, metric), self.get("default", r, k, metric)
                 if a is not None and b:
                     ratios.append(a / b)
@@ -147,7 +157,13 @@ def summarize(sw, jobs, quick):
                         if k.startswith("fill/") and m == "rss_per_buffer_bytes"},
                        key=lambda k: float(k.split("/")[1]))
     fill_key = fill_keys[-1] if fill_keys else None
-    page_jobs = [j for j, _ in jobs if j.startswith(("churn", "fill"))]
+    page_jobs = [j for j, _ in jobs if j.startswith(("churn", "fill"))
+                 and j not in sw.large_jobs]
+    large_jobs = [j for j, _ in jobs if j in sw.large_jobs]
+    large_mem = sorted({k for (_, _, k, m) in sw.v
+                        if k.startswith("churn-large/") and m == "rss_delta_bytes"},
+                       key=lambda k: float(k.split("/")[1]))
+    large_mem = large_mem[-1] if large_mem else None
     out = {}
     for c in sw.configs:
         idx = quartiles(sw.index(c))
@@ -182,8 +198,27 @@ def summarize(sw, jobs, quick):
                                                      ["cache_hits", "cache_misses"])
             d["munmaps_per_op:" + j] = sw.ratio_stat(c, [j], ["munmaps"], ["mallocs"])
             d["mprotects_per_op:" + j] = sw.ratio_stat(c, [j], ["protect_changes"], ["mallocs"])
+        # Large blocks: their own index, memory of the large churn, and the
+        # system calls of the large-block jobs.
+        li = quartiles(sw.index(c, LAT_METRIC, sw.large_keys))
+        lp = quartiles(sw.index(c, TAIL_METRIC, sw.large_keys))
+        d.update(large_index=li[1], large_q25=li[0], large_q75=li[2], large_p99_index=lp[1],
+                 large_p99_q25=lp[0], large_p99_q75=lp[2])
+        for k in sw.large_keys:
+            d["ns:" + k] = median(sw.series(c, k, LAT_METRIC))
+            d["p99:" + k] = median(sw.series(c, k, TAIL_METRIC))
+            d["ratio:" + k] = median(sw.key_ratio(c, k))
+        if large_mem:
+            slots = float(large_mem.split("/")[1])
+            d["large_bytes_per_slot"] = median(sw.series(c, large_mem, "rss_delta_bytes",
+                                                         1 / slots))
+            d["large_vmas"] = median(sw.series(c, large_mem, "vma_delta"))
+        if large_jobs and any(sw.stats.get((c, r, j)) for r in sw.rounds for j in large_jobs):
+            d["large_syscalls_per_op"] = sw.ratio_stat(c, large_jobs, ["syscalls"], ["mallocs"])
+            d["large_munmaps_per_op"] = sw.ratio_stat(c, large_jobs, ["munmaps"], ["mallocs"])
         out[c] = d
-    meta = {"mem_key": mem_key, "fill_key": fill_key, "page_jobs": page_jobs}
+    meta = {"mem_key": mem_key, "fill_key": fill_key, "page_jobs": page_jobs,
+            "large_jobs": large_jobs, "large_mem": large_mem}
     return out, meta
 
 
@@ -202,7 +237,8 @@ def pct(ratio):
 def table(summary, configs, fronts, meta, sw):
     lat = [k for k in sw.lat_keys]
     head = ["config", "median index [IQR]", "per-op p99 index", "B/buffer", "pages",
-            "syscalls/op", "cache hit", "fill B/buf", "front"]
+            "syscalls/op", "cache hit", "fill B/buf", "large index [IQR]", "large B/slot",
+            "front"]
     pick = [k for k in lat if k in ("pair/64", "churn-uniform/10000",
                                     "fill-alloc/100000", "fill-free/100000")]
     head[3:3] = ["%s median ns" % k for k in pick]
@@ -215,12 +251,119 @@ def table(summary, configs, fronts, meta, sw):
         row += [f(d.get("bytes_per_buffer"), "%.0f"), f(d.get("pages_mapped"), "%.0f"),
                 f(d.get("syscalls_per_op"), "%.5f"), f(d.get("cache_hit_rate"), "%.2f"),
                 f(d.get("fill_bytes_per_buffer"), "%.1f"),
+                "%s [%s-%s]" % (f(d.get("large_index")), f(d.get("large_q25")),
+                                f(d.get("large_q75"))),
+                f(d.get("large_bytes_per_slot"), "%.0f"),
                 "all" if c in fronts["all"] else ("tuning" if c in fronts["tuning"] else "")]
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
 
-def recommend(summary, sw, fronts, meta, waste, defaults, tuning):
+def large_blocks(summary, meta, sw, rec, large):
+    """Lines on the large-block options, adopting into rec what holds.
+
+    Their own latency index (over the large-block jobs) and memory (resident
+    bytes per live slot of the large churn) against the default, with the
+    A/A control's spread on those jobs as the noise.  large_cache is a
+    tuning knob: the same score rule as cache and classes.  quarantine and
+    freed_none are protections: strengthened (quarantine=256, freed_none=1)
+    only when free, never weakened for speed; quarantine=0 and 8 say what the
+    window costs."""
+    L = []
+    dflt = summary["default"]
+    b0 = dflt.get("large_bytes_per_slot", float("nan"))
+    shown = [c for c in summary if math.isfinite(summary[c].get("large_index", float("nan")))]
+    if not sw.large_keys or "default" not in shown:
+        return L
+    halfiqr = [0.5 * (math.log(summary[c]["large_q75"]) - math.log(summary[c]["large_q25"]))
+               for c in shown if summary[c]["large_q25"] > 0]
+    noise = median(halfiqr) if halfiqr else 0.0
+    aa = summary.get("default#2")
+    if aa and aa.get("large_index", 0) > 0 and math.isfinite(aa["large_index"]):
+        noise = max(noise, abs(math.log(aa["large_index"])),
+                    0.5 * (math.log(aa["large_q75"]) - math.log(aa["large_q25"])))
+
+    def score(d):
+        bb = d.get("large_bytes_per_slot", float("nan"))
+        li = d.get("large_index", float("nan"))
+        if not (math.isfinite(li) and li > 0 and math.isfinite(bb) and bb > 0 and b0 > 0):
+            return float("inf")
+        return math.log(li) + math.log(bb / b0)
+
+    def p99_worse(d):
+        p = d.get("large_p99_index", float("nan"))
+        return math.isfinite(p) and p > 0 and math.log(p) > noise
+
+    def vmas_doubled(d):
+        v0, v = dflt.get("large_vmas", float("nan")), d.get("large_vmas", float("nan"))
+        return math.isfinite(v0) and math.isfinite(v) and v0 > 0 and v > 2 * v0
+
+    L.append("")
+    L.append("Large blocks (%s: latency index over %s, vs the default in the same round; "
+             "resident bytes per live slot and VMAs in %s; system calls per allocation "
+             "of those jobs; noise margin %.3f):" % (
+                 ", ".join(meta["large_jobs"]), ", ".join(sw.large_keys), meta["large_mem"],
+                 noise))
+    order = ["default", "default#2"] + [c for c in large if c in shown] + \
+        [c for c in shown if c not in large and c not in ("default", "default#2")]
+    for c in order:
+        if c not in shown:
+            continue
+        d = summary[c]
+        L.append("  %-18s score %+.3f  latency %s [%s..%s]  op-p99 %s  %s B/slot (%s)  "
+                 "%s VMAs  %s syscalls/op" % (
+                     c, score(d), pct(d["large_index"]), pct(d["large_q25"]),
+                     pct(d["large_q75"]), pct(d["large_p99_index"]),
+                     f(d.get("large_bytes_per_slot"), "%.0f"),
+                     pct(d.get("large_bytes_per_slot", float("nan")) / b0),
+                     f(d.get("large_vmas"), "%.0f"), f(d.get("large_syscalls_per_op"), "%.4f")))
+    # large_cache: the best score, if it beats the default by more than
+    # the noise and passes the checks.
+    knob = sorted((c for c in large if c.startswith("large_cache=") and c in shown),
+                  key=lambda c: score(summary[c]))
+    sd = score(dflt)
+    chosen = None
+    for c in knob:
+        d = summary[c]
+        if score(d) >= sd - noise:
+            break
+        if vmas_doubled(d) or p99_worse(d):
+            L.append("=> not %s: it beats the default by %.3f in score, but %s." % (
+                c, sd - score(d), "it doubles the VMAs" if vmas_doubled(d)
+                else "its per-operation p99 is worse"))
+            continue
+        chosen = c
+        break
+    if chosen:
+        k, v = chosen.split("=")
+        rec[k] = int(v)
+        L.append("=> change: %s beats the default by %.3f in score on large blocks "
+                 "(latency %s, bytes per slot %s), more than the noise margin." % (
+                     chosen, sd - score(summary[chosen]),
+                     pct(summary[chosen]["large_index"]),
+                     pct(summary[chosen].get("large_bytes_per_slot", float("nan")) / b0)))
+    elif knob:
+        L.append("=> keep large_cache: no value beats the default by more than the noise "
+                 "(best %s, score %+.3f)." % (knob[0], score(summary[knob[0]])))
+    # The protections: stronger only when free.
+    for c in ("quarantine=256", "freed_none=1"):
+        d = summary.get(c)
+        if c not in large or d is None or c not in shown:
+            continue
+        bb = d.get("large_bytes_per_slot", float("nan"))
+        if (abs(math.log(d["large_index"])) <= noise and not p99_worse(d)
+                and math.isfinite(bb) and bb <= 1.02 * b0 and not vmas_doubled(d)):
+            k, v = c.split("=")
+            rec[k] = int(v)
+            L.append("=> %s costs no more than the noise on large blocks: strengthen." % c)
+        else:
+            L.append("=> not %s: a stronger protection, but not free (latency %s, op-p99 %s, "
+                     "bytes per slot %s)." % (c, pct(d["large_index"]), pct(d["large_p99_index"]),
+                                              pct(bb / b0)))
+    return L
+
+
+def recommend(summary, sw, fronts, meta, waste, defaults, tuning, large=()):
     """(lines, verdict dict): recommended defaults with their evidence."""
     L = []
     dflt = summary["default"]
@@ -400,6 +543,7 @@ def recommend(summary, sw, fronts, meta, waste, defaults, tuning):
                 c, pct(d["lat_index"]), pct(d["lat_q25"]), pct(d["lat_q75"]),
                 pct(d["p99_index"]), pct(d.get("bytes_per_buffer", float("nan")) / b0),
                 f(d.get("syscalls_per_op"), "%.5f")))
+    L += large_blocks(summary, meta, sw, rec, large)
     L.append("")
     L.append("Current defaults on the Pareto front (latency index vs bytes per "
              "buffer): all configurations: %s; cache x classes and spare only: %s." % (
@@ -456,17 +600,17 @@ def fronts_of(summary, names, tuning):
     return {"all": pareto(pts), "tuning": pareto([p for p in pts if p[0] in tuning])}
 
 
-def analyse_rounds(sw, names, jobs, slots, defaults, tuning, quick):
+def analyse_rounds(sw, names, jobs, slots, defaults, tuning, quick, large=()):
     """(summary, meta, fronts, waste, lines, verdict) over sw's rounds."""
     summary, meta = summarize(sw, jobs, quick)
     fronts = fronts_of(summary, names, tuning)
     waste = waste_summary(slots)
-    lines, verdict = recommend(summary, sw, fronts, meta, waste, defaults, tuning)
+    lines, verdict = recommend(summary, sw, fronts, meta, waste, defaults, tuning, large)
     return summary, meta, fronts, waste, lines, verdict
 
 
 def stability(sw, names, jobs, slots, defaults, tuning, quick, recommended,
-              n=RESAMPLES, seed=1):
+              n=RESAMPLES, seed=1, large=()):
     """The recommendation made again on n bootstrap resamples of the rounds.
     Returns (share agreeing with `recommended`, [(recommendation, share)]
     most frequent first)."""
@@ -475,7 +619,7 @@ def stability(sw, names, jobs, slots, defaults, tuning, quick, recommended,
     for _ in range(n):
         view = copy.copy(sw)
         view.rounds = [rng.choice(sw.rounds) for _ in sw.rounds]
-        v = analyse_rounds(view, names, jobs, slots, defaults, tuning, quick)[5]
+        v = analyse_rounds(view, names, jobs, slots, defaults, tuning, quick, large)[5]
         key = ",".join("%s=%d" % kv for kv in sorted(v["recommended"].items()))
         counts[key] = counts.get(key, 0) + 1
     want = ",".join("%s=%d" % kv for kv in sorted(recommended.items()))

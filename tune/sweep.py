@@ -43,28 +43,56 @@ CONFIGS = [
     ("junk=0,canary=0", "junk=0,canary=0", "two options"),
     ("random=0,cache=0", "random=0,cache=0", "two options"),
     ("bare", "junk=0,canary=0,random=0,mlock=0", "floor"),
+    # Blocks of several pages (multi-page slots and cached mappings): the
+    # pages kept for reuse, the quarantine window, freed blocks PROT_NONE.
+    ("large_cache=0", "large_cache=0", "large blocks"),
+    ("large_cache=64", "large_cache=64", "large blocks"),
+    ("large_cache=1024", "large_cache=1024", "large blocks"),
+    ("quarantine=0", "quarantine=0", "large blocks"),
+    ("quarantine=8", "quarantine=8", "large blocks"),
+    ("quarantine=256", "quarantine=256", "large blocks"),
+    ("freed_none=1", "freed_none=1", "large blocks"),
 ]
-QUICK_CONFIGS = ["default", "default#2", "cache=0", "classes=0"]
+QUICK_CONFIGS = ["default", "default#2", "cache=0", "classes=0", "large_cache=0"]
 TUNING = [c for c, _, g in CONFIGS if g in ("default", "cache x classes", "spare")]
+LARGE_GROUP = "large blocks"
+# Groups whose options act on chunk pages only (blocks of up to 2048
+# bytes): they skip the large-block jobs, as the large-block options skip
+# the chunk jobs; every other group runs both.
+CHUNK_GROUPS = ("cache x classes", "spare")
 
 # (label, compare-tars arguments).
 JOBS = [
     ("pair size=64", ["pair", "--param", "64"]),
     ("pair size=200", ["pair", "--param", "200"]),
     ("session", ["session"]),
-    ("churn slots=1000", ["churn", "--param", "1000"]),
+    ("churn slots=1000", ["churn", "--param", "1000", "--variant", "uniform,crypto"]),
     ("churn slots=10000", ["churn", "--param", "10000"]),
     ("fill live=100000", ["fill", "--param", "100000"]),
+    # Large blocks: a one-page block (a multi-page slot) and churn over 4,
+    # 16 and 64 KiB blocks.
+    ("pair size=4096", ["pair", "--param", "4096"]),
+    ("churn large slots=1000", ["churn", "--param", "1000", "--variant", "large"]),
 ]
 QUICK_JOBS = [
     ("pair size=64", ["pair", "--param", "64"]),
     ("session", ["session"]),
-    ("churn slots=64", ["churn", "--param", "64"]),
+    ("churn slots=64", ["churn", "--param", "64", "--variant", "uniform,crypto"]),
     ("fill live=1000", ["fill", "--param", "1000"]),
+    ("pair size=4096", ["pair", "--param", "4096"]),
+    ("churn large slots=64", ["churn", "--param", "64", "--variant", "large"]),
 ]
+LARGE_JOBS = {"pair size=4096", "churn large slots=1000", "churn large slots=64"}
 COLUMNS = ["run", "round", "config", "options", "job", "workload", "variant",
            "param_value", "metric", "value", "unit", "source"]
 TIMEOUT = 180
+
+
+def runs(group, job):
+    """Whether a configuration of this group runs this job."""
+    if job in LARGE_JOBS:
+        return group not in CHUNK_GROUPS
+    return group != LARGE_GROUP
 
 
 def option_table(binary):

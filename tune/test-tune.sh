@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test-tune.sh COMPARE_TARS TARS_SLOTS: the tuning sweep in quick mode (4
+# test-tune.sh COMPARE_TARS TARS_SLOTS: the tuning sweep in quick mode (5
 # configurations, tiny workloads, 2 rounds) into a scratch directory, then
 # checks of what it wrote: latency, per-operation tails, memory and tars's
 # statistics (from the documents' JSON) in every round, the recommendation
@@ -24,7 +24,13 @@ def check(ok, what):
         fail.append(what)
 rows = list(csv.DictReader(open(os.path.join(d, "tune.csv"))))
 cfgs = {r["config"] for r in rows}
-check(cfgs == {"default", "default#2", "cache=0", "classes=0"}, "configs %s" % cfgs)
+check(cfgs == {"default", "default#2", "cache=0", "classes=0", "large_cache=0"},
+      "configs %s" % cfgs)
+# Chunk-only options skip the large-block jobs, large-block options the others.
+jobs = {(r["config"], r["job"]) for r in rows}
+check(("cache=0", "pair size=4096") not in jobs and ("large_cache=0", "pair size=64") not in jobs
+      and ("large_cache=0", "churn large slots=64") in jobs and ("default", "pair size=4096") in jobs,
+      "jobs per configuration group: %s" % sorted(jobs))
 # Every configuration has latency, memory and tars stats in every round.
 for c in cfgs:
     for rnd in ("1", "2"):
@@ -44,8 +50,13 @@ check(c0 and all(p["stats"].get("cache_hits", 1) == 0 for p in c0),
       "cache=0 processes report cache hits")
 conf = {r["config"]: r for r in csv.DictReader(open(os.path.join(d, "configs.csv")))}
 check(abs(float(conf["default"]["lat_index"]) - 1) < 1e-9, "default index != 1")
+check(abs(float(conf["default"]["large_index"]) - 1) < 1e-9, "default large index != 1")
 for c, r in conf.items():
-    for k in ("lat_index", "bytes_per_buffer", "syscalls_per_op", "cache_hit_rate"):
+    small = ("lat_index", "bytes_per_buffer", "syscalls_per_op", "cache_hit_rate")
+    large = ("large_index", "large_p99_index", "large_bytes_per_slot", "large_vmas",
+             "large_syscalls_per_op")
+    for k in (large if c == "large_cache=0" else small + large if c.startswith("default")
+              else small):
         check(r[k] not in ("", "nan"), "%s: no %s" % (c, k))
 check(float(conf["cache=0"]["cache_hit_rate"]) == 0, "cache=0 hit rate")
 # Slots: every slot holds its request, quarter steps never waste more.
@@ -63,6 +74,8 @@ check(v["recommended"] == info["defaults"] or v["stability"] >= 0.8,
 # The options came from the library's table, the stats from its JSON.
 check(any(o["name"] == "cache" for o in info["option_table"]), "no option table")
 check("Pareto front" in md, "summary.md says nothing about the front")
+check("Large blocks (" in md and "large_cache=0" in md.split("Large blocks (")[1],
+      "summary.md has no large-block section")
 for f in fail:
     print("test-tune: FAIL " + f)
 sys.exit(1 if fail else 0)

@@ -2,13 +2,15 @@
 #
 #   make tune                     sweep tars options (one process of
 #                                 compare-tars per configuration, workload
-#                                 and round; ~9 min on 2 cores), write
+#                                 and round; large-block options on the
+#                                 large-block workloads, chunk-page options
+#                                 on the others; ~9-10 min on 2 cores), write
 #                                 results/tune/<run>/, draw plots/out/tune/,
 #                                 print the recommended defaults and how
 #                                 stable the recommendation is (bootstrap
 #                                 over the rounds: a change only at >= 80%)
 #   make tune TUNE_ROUNDS=N       more or fewer rounds (default 7)
-#   make tune TUNE_QUICK=1        4 configurations, tiny workloads (seconds;
+#   make tune TUNE_QUICK=1        5 configurations, tiny workloads (seconds;
 #                                 results/tune/quick/, plots/out/tune/quick/)
 #   make tune TUNE_CONFIGS='cache=0 cache=512'   only these (and the default)
 #   make test-tune                the quick mode, checked (part of make test)

@@ -16,7 +16,11 @@ configurations vary one or two options at a time around the defaults, plus
 the product cache x classes; the workloads are the ones where they matter:
 pair (hot path), session (a bundle of mixed sizes), churn (steady state over
 1000 and 10000 live slots, uniform 16..2048 and crypto sizes) and fill
-(100000 live 64-byte buffers, then freed in random order).
+(100000 live 64-byte buffers, then freed in random order); and for blocks
+of several pages, pair 4096 and churn over 4, 16 and 64 KiB blocks (1000
+slots).  The options of chunk pages (cache, classes, spare) skip the
+large-block workloads, and those of large blocks (large_cache, quarantine,
+freed_none) the others; every other configuration runs all of them.
 
 The machine is shared and noisy, so a sweep is ROUNDS rounds; in each round
 every workload runs under every configuration back to back (in a shuffled
@@ -40,6 +44,11 @@ tied configuration with the shortest p99 (at most 2% more bytes) replaces
 the default if its p99 index beats it by more than the noise: the p50s of
 the latency index do not see the system calls of rare page cycles, the p99
 does.  A protection is strengthened only if that is free.
+
+Large blocks have an index of their own (over the large-block workloads)
+and their own memory (resident bytes per live slot of the large churn):
+large_cache is chosen by the same score rule, quarantine and freed_none are
+protections, strengthened only when free (tune/analysis.py large_blocks).
 
 Writes results/tune/<run>/ (tune.csv tidy rows, configs.csv one row per
 configuration, slots.csv, tune.json, summary.md), points results/tune/latest
@@ -77,12 +86,13 @@ def analyse(a, outdir, rows, configs, jobs, rounds, slots, info, errors):
     names = [n for n in info["config_names"]]
     defaults = info["defaults"]
     tuning = [n for n, _, g in configs if g in analysis.TUNING_GROUPS]
+    large = [n for n, _, g in configs if g == sweep.LARGE_GROUP and n in names]
     run_id = info["run"]
-    sw = analysis.Sweep(rows, names, rounds)
+    sw = analysis.Sweep(rows, names, rounds, sweep.LARGE_JOBS)
     summary, meta, fronts, waste, rec_lines, verdict = analysis.analyse_rounds(
-        sw, names, jobs, slots, defaults, tuning, a.quick)
+        sw, names, jobs, slots, defaults, tuning, a.quick, large)
     share, ranked = analysis.stability(sw, names, jobs, slots, defaults, tuning,
-                                       a.quick, verdict["recommended"])
+                                       a.quick, verdict["recommended"], large=large)
     st_lines, held = analysis.stability_lines(share, ranked, verdict["recommended"],
                                               defaults)
     rec_lines += st_lines
@@ -94,7 +104,9 @@ def analyse(a, outdir, rows, configs, jobs, rounds, slots, info, errors):
             "p99_index", "p99_q25", "p99_q75", "mean_index", "mean_q25", "mean_q75",
             "bytes_per_buffer", "pages_mapped",
             "vmas", "fill_bytes_per_buffer", "fill_pages_mapped", "fill_vmas",
-            "syscalls_per_op", "cache_hit_rate", "on_front"]
+            "syscalls_per_op", "cache_hit_rate", "large_index", "large_q25", "large_q75",
+            "large_p99_index", "large_bytes_per_slot", "large_vmas", "large_syscalls_per_op",
+            "large_munmaps_per_op", "on_front"]
     extra_cols = sorted({k for d in summary.values() for k in d if ":" in k})
     crow = []
     for c in names:
@@ -191,8 +203,10 @@ def resummarize(a):
     a.quick = info.get("scale") == "tiny"
     ran = {(r["round"], r["config"], r["job"]) for r in rows
            if r["metric"] == "process_seconds"}
+    group = {c["name"]: c["group"] for c in info["configs"]}
     rounds = sorted(rnd for rnd in {r["round"] for r in rows}
-                    if all((rnd, c, j) in ran for c in names for j in labels))
+                    if all((rnd, c, j) in ran for c in names for j in labels
+                           if sweep.runs(group[c], j)))
     if not rounds:
         sys.exit("tune: no complete round in %s" % outdir)
     print("tune: summarizing %s: %d complete round(s) of %d" % (
@@ -290,7 +304,7 @@ def main():
     with open(os.path.join(outdir, "tune.json"), "w") as fh:
         json.dump(info, fh, indent=1)
         fh.write("\n")
-    nproc = len(names) * len(jobs) * rounds
+    nproc = sum(sweep.runs(cfgmap[n][1], l) for n in names for l, _ in jobs) * rounds
     print("tune: %d configurations x %d workloads x %d rounds = %d processes "
           "(scale %s) -> %s" % (len(names), len(jobs), rounds, nproc, scale, outdir),
           flush=True)
@@ -319,6 +333,8 @@ def main():
                 sys.stdout.flush()
                 bad = 0
                 for c in order:
+                    if not sweep.runs(cfgmap[c][1], label):
+                        continue
                     opts = cfgmap[c][0]
                     res = sweep.run_process(binary, args, scale, opts, extra, table)
                     done += 1
