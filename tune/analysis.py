@@ -259,6 +259,13 @@ def table(summary, configs, fronts, meta, sw):
     return lines
 
 
+def adopt(rec, name):
+    """Set the options of configuration `name` ("a=1,b=2") in rec."""
+    for kv in name.split(","):
+        k, v = kv.split("=")
+        rec[k] = int(v)
+
+
 def large_blocks(summary, meta, sw, rec, large):
     """Lines on the large-block options, adopting into rec what holds.
 
@@ -335,8 +342,7 @@ def large_blocks(summary, meta, sw, rec, large):
         chosen = c
         break
     if chosen:
-        k, v = chosen.split("=")
-        rec[k] = int(v)
+        adopt(rec, chosen)
         L.append("=> change: %s beats the default by %.3f in score on large blocks "
                  "(latency %s, bytes per slot %s), more than the noise margin." % (
                      chosen, sd - score(summary[chosen]),
@@ -353,8 +359,7 @@ def large_blocks(summary, meta, sw, rec, large):
         bb = d.get("large_bytes_per_slot", float("nan"))
         if (abs(math.log(d["large_index"])) <= noise and not p99_worse(d)
                 and math.isfinite(bb) and bb <= 1.02 * b0 and not vmas_doubled(d)):
-            k, v = c.split("=")
-            rec[k] = int(v)
+            adopt(rec, c)
             L.append("=> %s costs no more than the noise on large blocks: strengthen." % c)
         else:
             L.append("=> not %s: a stronger protection, but not free (latency %s, op-p99 %s, "
@@ -427,11 +432,6 @@ def recommend(summary, sw, fronts, meta, waste, defaults, tuning, large=()):
         vv = d.get("vmas", float("nan"))
         return math.isfinite(v0) and math.isfinite(vv) and v0 > 0 and vv > 2 * v0
 
-    def adopt(name):
-        for kv in name.split(","):
-            k, v = kv.split("=")
-            rec[k] = int(v)
-
     def tail_pick():
         """Among the configurations that tie the default (score within the
         noise, at most 2% more bytes per buffer, VMAs not doubled), the one
@@ -479,7 +479,7 @@ def recommend(summary, sw, fronts, meta, waste, defaults, tuning, large=()):
             break
     tail = None if beaters else tail_pick()
     if chosen is not None:
-        adopt(chosen)
+        adopt(rec, chosen)
         L.append("=> change: %s beats the default by %.3f in score (latency %s, "
                  "bytes per buffer %s), more than the noise margin." % (
                      chosen, sd - score(summary[chosen]),
@@ -489,7 +489,7 @@ def recommend(summary, sw, fronts, meta, waste, defaults, tuning, large=()):
         L.append("=> keep: every configuration that beats the default fails a check.")
     elif tail not in (None, "default"):
         # A tie on the median: the tail decides (see tail_pick).
-        adopt(tail)
+        adopt(rec, tail)
         L.append("=> change: %s ties the default within the noise (score %+.3f vs "
                  "%+.3f) and has the shorter tail: per-op p99 index %s, bytes per buffer %s." % (
                      tail, score(summary[tail]), sd, f(summary[tail]["p99_index"]),
