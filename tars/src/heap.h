@@ -41,9 +41,13 @@ struct tars_delayed {
 };
 
 struct tars_heap {
+	/* Read by other threads (a remote free checks the canary, pushes to
+	 * `pending`): kept off the cache lines the owner writes on every
+	 * call, or each remote free would take that line from the owner. */
 	uint64_t canary1;            /* tars_g.secret ^ (uintptr_t)heap */
-	atomic_uint busy;            /* entry depth; written by the owner */
 	unsigned index;
+	_Alignas(64) _Atomic(struct chunk_info *) pending; /* remotely freed pages */
+	_Alignas(64) atomic_uint busy;   /* entry depth; written by the owner */
 	struct chunk_info *lists[TARS_NCLASSES][TARS_NLISTS]; /* pages with free slots */
 	struct chunk_info *current[TARS_NCLASSES]; /* a listed page, or NULL */
 	uint32_t listed[TARS_NCLASSES];            /* pages in the class lists */
@@ -52,8 +56,6 @@ struct tars_heap {
 	 * class before a fresh page is taken. */
 	struct chunk_info *empty_old, *empty_new;
 	size_t nempty;
-	/* Pages holding slots freed by other threads (remote.c). */
-	_Atomic(struct chunk_info *) pending;
 	struct tars_delayed delayed[TARS_DELAY];
 	unsigned ndelayed;           /* entries in use */
 	/* The last page this heap freed into, and its record: a free into

@@ -60,7 +60,12 @@ tars_remote_free(struct tars_heap *me, struct chunk_info *ci, void *ptr,
 	if (old & bit) {
 		tars_chunk_double_free(ptr, "freed by two threads at once", func);
 	}
-	if (atomic_exchange_explicit(&ci->queued, 1, memory_order_seq_cst) == 0) {
+	/* A page already queued needs no second push, and a plain load (not
+	 * an exchange, which takes the line for writing) tells: if it reads
+	 * 1, the owner's clearing store comes later in the seq_cst order,
+	 * and so does its exchange of this bitmap word, which sees the bit. */
+	if (atomic_load_explicit(&ci->queued, memory_order_seq_cst) == 0 &&
+	    atomic_exchange_explicit(&ci->queued, 1, memory_order_seq_cst) == 0) {
 		push_pending(ci->heap, ci);
 	}
 	if (me != NULL) {
