@@ -1,7 +1,7 @@
 # key_vmas.gp - VMAs against live keys, from the capacity run: every
 # backend that keeps keys closed at rest (tars-key: tars_key containers in
 # shared guarded regions; mmap and sodium: a mapping per key).
-set title sprintf("Mappings (VMAs) against live keys, capacity run\n(lines of /proc/self/maps; each line ends where its backend stopped: cap, failure or time bound; run %s)", run)
+set title sprintf("Mappings (VMAs) against live keys, capacity run (run %s)\nlines of /proc/self/maps; each line ends where its backend stopped:\nthe cap, a failure or its time bound", run)
 set xlabel 'live 64-byte keys (log scale)'
 set ylabel 'VMA count (log scale)'
 set logscale xy
