@@ -10,8 +10,10 @@ calls of rare page cycles that batch means average away.
 Recommendation (recommend): see tune/tune.py.  Stability (stability): the
 recommendation is made again on bootstrap resamples of the rounds (rounds
 drawn with replacement); the share of resamples that agree with it says
-how much it rests on the noise of a few rounds.  A change is recommended
-only when that share reaches STABLE.
+how much it rests on the noise of a few rounds.  A change of an option is
+recommended only when the share of resamples that make it reaches STABLE
+(per option: the more options the sweep decides, the rarer a joint
+agreement on all of them, which is reported too).
 """
 
 import copy
@@ -360,7 +362,9 @@ def large_blocks(summary, meta, sw, rec, large):
         if (abs(math.log(d["large_index"])) <= noise and not p99_worse(d)
                 and math.isfinite(bb) and bb <= 1.02 * b0 and not vmas_doubled(d)):
             adopt(rec, c)
-            L.append("=> %s costs no more than the noise on large blocks: strengthen." % c)
+            L.append("=> %s costs no more than the noise on large blocks: strengthen%s." % (
+                c, " (arena keys share the option: their memory is not measured here)"
+                if c.startswith("quarantine") else ""))
         else:
             L.append("=> not %s: a stronger protection, but not free (latency %s, op-p99 %s, "
                      "bytes per slot %s)." % (c, pct(d["large_index"]), pct(d["large_p99_index"]),
@@ -612,24 +616,31 @@ def analyse_rounds(sw, names, jobs, slots, defaults, tuning, quick, large=()):
 def stability(sw, names, jobs, slots, defaults, tuning, quick, recommended,
               n=RESAMPLES, seed=1, large=()):
     """The recommendation made again on n bootstrap resamples of the rounds.
-    Returns (share agreeing with `recommended`, [(recommendation, share)]
-    most frequent first)."""
+    Returns (share agreeing with `recommended` on every option,
+    [(recommendation, share)] most frequent first, {option: share of the
+    resamples that recommend the value `recommended` has})."""
     rng = random.Random(seed)
-    counts = {}
+    counts, agree = {}, {k: 0 for k in recommended}
     for _ in range(n):
         view = copy.copy(sw)
         view.rounds = [rng.choice(sw.rounds) for _ in sw.rounds]
         v = analyse_rounds(view, names, jobs, slots, defaults, tuning, quick, large)[5]
         key = ",".join("%s=%d" % kv for kv in sorted(v["recommended"].items()))
         counts[key] = counts.get(key, 0) + 1
+        for k in agree:
+            agree[k] += v["recommended"].get(k) == recommended[k]
     want = ",".join("%s=%d" % kv for kv in sorted(recommended.items()))
     ranked = sorted(counts.items(), key=lambda kv: -kv[1])
-    return counts.get(want, 0) / n, [(k, c / n) for k, c in ranked]
+    return (counts.get(want, 0) / n, [(k, c / n) for k, c in ranked],
+            {k: c / n for k, c in agree.items()})
 
 
-def stability_lines(share, ranked, recommended, defaults, n=RESAMPLES):
-    """(lines, the recommendation that holds): a change stands only when at
-    least STABLE of the resamples make it too."""
+def stability_lines(share, ranked, recommended, defaults, per_option=None, n=RESAMPLES):
+    """(lines, the recommendation that holds): a change of an option stands
+    only when at least STABLE of the resamples make it too (per option:
+    the chunk options and the large-block options are decided on different
+    workloads, and a joint agreement over all of them falls with their
+    number; without per_option, the joint share decides)."""
     def name(rec):
         diff = ["%s=%d" % (k, v) for k, v in sorted(rec.items()) if defaults.get(k) != v]
         return ",".join(diff) or "the current defaults"
@@ -640,14 +651,20 @@ def stability_lines(share, ranked, recommended, defaults, n=RESAMPLES):
                  "%s %.0f%%" % (name(dict((kv.split("=")[0], int(kv.split("=")[1]))
                                           for kv in k.split(",") if kv)), s * 100)
                  for k, s in ranked[:3]))]
-    held = recommended
-    if recommended != defaults and share < STABLE:
-        held = dict(defaults)
-        L.append("=> unstable (below %.0f%%): keep the current defaults; more rounds "
-                 "(TUNE_ROUNDS) may settle it." % (STABLE * 100))
-    elif recommended != defaults:
-        L.append("=> stable (at least %.0f%%): the change holds." % (STABLE * 100))
-    else:
+    held = dict(defaults)
+    changed = [k for k in recommended if defaults.get(k) != recommended[k]]
+    if per_option is None:
+        per_option = {k: share for k in changed}
+    for k in changed:
+        ok = per_option.get(k, 0) >= STABLE
+        if ok:
+            held[k] = recommended[k]
+        L.append("=> %s=%d: %s in %.0f%% of the resamples: %s." % (
+            k, recommended[k], "made" if ok else "made only", per_option.get(k, 0) * 100,
+            "stable (at least %.0f%%), the change holds" % (STABLE * 100) if ok else
+            "unstable (below %.0f%%), keep %s=%d; more rounds (TUNE_ROUNDS) may settle it"
+            % (STABLE * 100, k, defaults.get(k))))
+    if not changed:
         L.append("=> keeping the defaults is what %.0f%% of the resamples say." % (share * 100))
     L.append("Recommended defaults (stable): " + ",".join(
         "%s=%d" % kv for kv in held.items()))

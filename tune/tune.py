@@ -91,12 +91,13 @@ def analyse(a, outdir, rows, configs, jobs, rounds, slots, info, errors):
     sw = analysis.Sweep(rows, names, rounds, sweep.LARGE_JOBS)
     summary, meta, fronts, waste, rec_lines, verdict = analysis.analyse_rounds(
         sw, names, jobs, slots, defaults, tuning, a.quick, large)
-    share, ranked = analysis.stability(sw, names, jobs, slots, defaults, tuning,
+    share, ranked, per_option = analysis.stability(sw, names, jobs, slots, defaults, tuning,
                                        a.quick, verdict["recommended"], large=large)
     st_lines, held = analysis.stability_lines(share, ranked, verdict["recommended"],
-                                              defaults)
+                                              defaults, per_option)
     rec_lines += st_lines
-    verdict.update(stability=share, stability_resamples=analysis.RESAMPLES,
+    verdict.update(stability=share, stability_per_option=per_option,
+                   stability_resamples=analysis.RESAMPLES,
                    stability_outcomes=ranked, recommended_raw=verdict["recommended"],
                    recommended=held)
 
