@@ -8,7 +8,7 @@ set autoscale xfix
 set offsets graph 0.04, graph 0.04, 0, 0
 set yrange [0:*]
 set format y '%.1f'
-set xtics (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+set xtics ('16' 16, '64' 64, '256' 256, '1 KiB' 1024, '4 KiB' 4096, '16 KiB' 16384, '64 KiB' 65536)
 set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lc rgb '#d62728' lw 1.5
 plot for [i=1:pair_ratio_n] data.'/pair_ratio.dat' using ($1*(1+0.03*(i-pair_ratio_n/2.0))):(column(3*i-1)):(column(3*i)):(column(3*i+1)) \
 	title columnhead(3*i-1) with yerrorlines lt (word(pair_ratio_lt, i)+0)

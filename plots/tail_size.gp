@@ -7,6 +7,6 @@ set autoscale xfix
 set offsets graph 0.04, graph 0.04, 0, 0
 set format y '%g'
 @ns_tics
-set xtics (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+set xtics ('16' 16, '64' 64, '256' 256, '1 KiB' 1024, '4 KiB' 4096, '16 KiB' 16384, '64 KiB' 65536)
 plot for [c=2:tail_size_n] data.'/tail_size.dat' using 1:c \
 	title columnhead(c) with linespoints lt (word(tail_size_lt, c-1)+0)

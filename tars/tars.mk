@@ -106,3 +106,16 @@ $(KEYCOUNT): tars/tools/keycount.c $(TARS_A)
 	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) $(BASE_LDFLAGS) $(LDFLAGS) -o $@ $< $(TARS_A)
 keycount: $(KEYCOUNT)
 	$(Q)$(KEYCOUNT)
+
+# opcount: instructions per operation under callgrind, for every protection
+# option (tars/tools/opcount.sh); OPCOUNT_BASE=<rev> adds that revision's
+# library beside this one (paper-notes, "What each protection costs").
+OPCOUNT := $(BUILD)/tools/opcount
+OPCOUNT_BASE ?=
+.PHONY: opcount
+$(OPCOUNT): tars/tools/opcount.c $(TARS_A)
+	@mkdir -p $(@D)
+	$(E) "  CCLD    $@"
+	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) $(BASE_LDFLAGS) $(LDFLAGS) -o $@ $< $(TARS_A)
+opcount: $(OPCOUNT) | deps-valgrind
+	$(Q)bash tars/tools/opcount.sh $(BUILD) $(RESULTS_ROOT)/$$(date +%Y%m%d-%H%M%S)-opcount $(OPCOUNT_BASE)

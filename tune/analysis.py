@@ -659,7 +659,10 @@ def stability_lines(share, ranked, recommended, defaults, per_option=None, n=RES
         ok = per_option.get(k, 0) >= STABLE
         if ok:
             held[k] = recommended[k]
-        L.append("=> %s=%d: %s in %.0f%% of the resamples: %s." % (
+        # One decimal: 200 resamples give shares in steps of 0.5%, and a
+        # share of 79.5% printed as "80%" read as a contradiction of the
+        # 80% threshold.
+        L.append("=> %s=%d: %s in %.1f%% of the resamples: %s." % (
             k, recommended[k], "made" if ok else "made only", per_option.get(k, 0) * 100,
             "stable (at least %.0f%%), the change holds" % (STABLE * 100) if ok else
             "unstable (below %.0f%%), keep %s=%d; more rounds (TUNE_ROUNDS) may settle it"
