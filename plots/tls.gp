@@ -12,11 +12,13 @@ set xtics nomirror rotate by -40
 set key off
 plot data.'/tls.dat' skip 1 using 0:2:(0.7):5:xtic(1) with boxes lc variable, \
 	'' skip 1 using 0:2:3:4 with yerrorbars lc rgb '#000000' pt 0, \
-	'' skip 1 using 0:($2*1.35):(sprintf('%.0f', $2)) with labels font ',8'
+	'' skip 1 using ($0+0.25):($2*1.6):(sprintf('%.0f', $2)) with labels font ',8'
 unset logscale y
 set title 'where a handshake goes (backends under 10 ms)'
 set ylabel 'ms per handshake'
-set yrange [0:*]
+# Headroom above the tallest bar for the key, so that it hides no bar.
+stats data.'/tls_time.dat' using ($2+$3+$4) nooutput
+set yrange [0:STATS_max*1.45]
 set format y '%.1f'
 set style data histograms
 set style histogram rowstacked

@@ -116,7 +116,11 @@ main(int argc, char **argv)
 	    nidle);
 	printf("tars  malloc+free median %.1f ns\n", tm);
 	printf("glibc malloc+free median %.1f ns\n", gm);
-	printf("ratio tars/glibc %.2f (target <= 1.6)\n", tm / gm);
+	/* The round's targets: 1.6x on the chunk path, 10x at 4 KiB and
+	 * 20x at 16 KiB (issues 11 and 16); none stated for other sizes. */
+	const char *target = size <= 2048 ? " (target <= 1.6)" :
+	    size == 4096 ? " (target <= 10)" : size == 16384 ? " (target <= 20)" : "";
+	printf("ratio tars/glibc %.2f%s\n", tm / gm, target);
 	printf("tars syscalls during the timed pairs: %llu\n",
 	    (unsigned long long)(s1.syscalls - s0.syscalls));
 	pthread_mutex_lock(&idle_lock);
