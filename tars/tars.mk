@@ -87,7 +87,7 @@ $(PAIR64): tars/tools/pair64.c $(TARS_A)
 pair64: $(PAIR64)
 	$(Q)$(PAIR64)
 
-# keyprobe: the kernel facts behind the key arena (paper/keys.md).
+# keyprobe: the kernel facts behind the key arena (paper-notes.md, appendix B).
 KEYPROBE := $(BUILD)/tools/keyprobe
 .PHONY: keyprobe
 $(KEYPROBE): tars/tools/keyprobe.c
@@ -97,7 +97,7 @@ $(KEYPROBE): tars/tools/keyprobe.c
 keyprobe: $(KEYPROBE)
 	$(Q)$(KEYPROBE)
 
-# keycount: live tars_keys against VMAs (paper/keys.md).
+# keycount: live tars_keys against VMAs (paper-notes.md, section 6.6).
 KEYCOUNT := $(BUILD)/tools/keycount
 .PHONY: keycount
 $(KEYCOUNT): tars/tools/keycount.c $(TARS_A)

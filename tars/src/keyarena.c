@@ -10,7 +10,8 @@
  * live keys are bounded by memory, not by vm.max_map_count (65530 by
  * default; a mapping per key, as large blocks have, stops at ~32,700), and
  * only open scopes cost VMAs, about two each.  keyprobe (tars/tools) has
- * the kernel facts this relies on; paper/keys.md the figures.
+ * the kernel facts this relies on; paper-notes.md (sections 4.5 and 6.6,
+ * appendix B) the figures.
  *
  * Why these choices:
  *
