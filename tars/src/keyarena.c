@@ -908,8 +908,7 @@ tars_keyarena_free(struct region *r, const char *func)
 			/* Neither written nor closed: a fresh reservation takes
 			 * the page, bytes and all.  It lacks the region's
 			 * flags, so the slot is never used again. */
-			if (tars_os_map(data, dlen, PROT_NONE, MAP_PRIVATE | MAP_FIXED |
-			    MAP_NORESERVE, -1) != NULL) {
+			if (tars_os_replace(data, dlen) == 0) {
 				nopen -= prot != PROT_NONE;
 			} else {
 				tars_warn_once(&warned_lost, "%s(): key %p could be neither "

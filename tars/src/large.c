@@ -136,15 +136,6 @@ quarantine_evict(void)
 	quarantine_evict_at(0);
 }
 
-/* Drop the memory of a freed mapping: one PROT_NONE reservation over it
- * (the guards merge in: one VMA).  0, or -1 (the kernel refused). */
-static int
-drop(uint8_t *map, size_t len)
-{
-	return tars_os_map(map, len, PROT_NONE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE,
-	    -1) == NULL ? -1 : 0;
-}
-
 /* Shrink the ring to what the options allow: entries beyond the window
  * leave if nothing can reuse them (a key's, a dropped one's) or the cache
  * holds too much; the ring never exceeds its size. */
@@ -166,7 +157,7 @@ quarantine_trim(void)
 	/* Kept ones inside the window beyond the cache: memory dropped. */
 	for (size_t i = 0; i < quar_n && kept_pages > cap; i++) {
 		struct quarantined *q = quar_at(i);
-		if (q->kept && drop(q->map, q->len) == 0) {
+		if (q->kept && tars_os_replace(q->map, q->len) == 0) {
 			tars_unlock_stats(data_pages(q) << tars_g.page_shift, q->flags);
 			kept_pages -= data_pages(q);
 			q->kept = 0;
@@ -201,7 +192,7 @@ quarantine_push(uint8_t *map, size_t len, void *ptr, int kind, uint16_t flags)
 		    PROT_NONE) == 0;
 		kept_pages += dpages;
 	} else {
-		if (drop(map, len) != 0) {
+		if (tars_os_replace(map, len) != 0) {
 			return -1;
 		}
 		tars_unlock_stats(dpages << tars_g.page_shift, flags);
@@ -275,7 +266,7 @@ large_flush(void)
 	size_t freed = tars_slab_flush();
 	for (size_t i = 0; i < quar_n; i++) {
 		struct quarantined *q = quar_at(i);
-		if (q->kept && drop(q->map, q->len) == 0) {
+		if (q->kept && tars_os_replace(q->map, q->len) == 0) {
 			tars_unlock_stats(data_pages(q) << tars_g.page_shift, q->flags);
 			kept_pages -= data_pages(q);
 			freed += data_pages(q);
@@ -414,7 +405,7 @@ tars_map_secret(uint8_t *data, size_t len, int prot)
 		 * its whole mapping. */
 		int e = errno;
 		ok = 0;
-		(void)tars_os_map(data, len, PROT_NONE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, -1);
+		(void)tars_os_replace(data, len);
 		errno = e;
 	}
 	if (!ok) {

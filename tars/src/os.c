@@ -232,6 +232,13 @@ tars_os_memfd_secret(void)
 }
 
 int
+tars_os_replace(void *addr, size_t len)
+{
+	return tars_os_map(addr, len, PROT_NONE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE,
+	    -1) == NULL ? -1 : 0;
+}
+
+int
 tars_os_reserve(void *addr, size_t len)
 {
 	count(&tars_mmaps);

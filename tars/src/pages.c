@@ -192,7 +192,6 @@ bit_get(const uint64_t *map, size_t i)
 static struct segment *
 seg_new(void)
 {
-	size_t ps = tars_g.page_size;
 	struct segment *seg = meta_alloc(sizeof(*seg));
 	if (seg == NULL) {
 		return NULL;
@@ -236,22 +235,12 @@ seg_new(void)
 	for (size_t i = 0; i < tars_g.seg_pages; i++) {
 		bit_set(seg->unused, i);
 	}
-	(void)ps;
 	seg->next = segs;
 	segs = seg;
 	nsegs++;
 	__atomic_store_n(&leaf[(a >> TARS_SEG_SHIFT) & ((1u << TARS_LEAF_BITS) - 1)], seg,
 	    __ATOMIC_RELEASE);
 	return seg;
-}
-
-/* Replace [a, a+len) with a fresh reservation: memory and locks go back to
- * the kernel.  0, or -1 (the VMA limit). */
-static int
-rereserve(uint8_t *a, size_t len)
-{
-	return tars_os_map(a, len, PROT_NONE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE,
-	    -1) == NULL ? -1 : 0;
 }
 
 /* Commit up to TARS_RUN_PAGES unused pages of some segment as the new run.
@@ -288,7 +277,7 @@ commit_run(void)
 		 * even that is refused they are lost to this process (counted),
 		 * never handed out. */
 		tars_unlock_stats(n * ps, f);
-		if (rereserve(a, n * ps) != 0) {
+		if (tars_os_replace(a, n * ps) != 0) {
 			for (size_t i = 0; i < n; i++) {
 				bit_clear(seg->unused, first + i);
 			}
@@ -349,7 +338,7 @@ static void
 release(uint8_t *page, unsigned flags)
 {
 	size_t ps = tars_g.page_size;
-	if (rereserve(page, ps) == 0) {
+	if (tars_os_replace(page, ps) == 0) {
 		struct segment *seg = seg_of(page);
 		bit_set(seg->unused, page_index(seg, page));
 		seg->nunused++;
@@ -667,7 +656,7 @@ tars_pages_relock(int strict)
 			e = (e & ~(uintptr_t)CI_LOCKED) | CI_UNLOCKED;
 		}
 		if (strict && (e & CI_UNLOCKED)) {
-			if (rereserve(page, ps) == 0) {
+			if (tars_os_replace(page, ps) == 0) {
 				struct segment *seg = seg_of(page);
 				bit_set(seg->unused, page_index(seg, page));
 				seg->nunused++;

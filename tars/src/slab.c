@@ -228,8 +228,7 @@ slot_open(struct slab *s, unsigned i)
 		/* Committed under other options: dropped (memory, lock, advice)
 		 * and committed again.  If the kernel refuses, it stays as it
 		 * was, wiped, and the allocation fails. */
-		if (tars_os_map(a, len, PROT_NONE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE,
-		    -1) == NULL) {
+		if (tars_os_replace(a, len) != 0) {
 			return -1;
 		}
 		tars_unlock_stats(len, s->flags[i]);
@@ -242,7 +241,7 @@ slot_open(struct slab *s, unsigned i)
 	uint16_t f;
 	if (tars_apply_policy(a, len, &f, 0) != 0) {
 		tars_unlock_stats(len, f);
-		(void)tars_os_map(a, len, PROT_NONE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, -1);
+		(void)tars_os_replace(a, len);
 		return -1;
 	}
 	s->committed |= bit;
@@ -358,8 +357,7 @@ tars_slab_flush(void)
 			uint32_t idle = s->committed & (s->free_map | s->held_map);
 			for (unsigned i = 0; i < s->nslots; i++) {
 				uint32_t bit = 1u << i;
-				if ((idle & bit) && tars_os_map(slot_addr(s, i), s->k * ps, PROT_NONE,
-				    MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, -1) != NULL) {
+				if ((idle & bit) && tars_os_replace(slot_addr(s, i), s->k * ps) == 0) {
 					tars_unlock_stats(s->k * ps, s->flags[i]);
 					s->committed &= ~bit;
 					s->closed &= ~bit;

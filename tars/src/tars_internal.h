@@ -66,6 +66,10 @@ int tars_os_membarrier_register(void);
 int tars_os_membarrier(void);
 /* memfd_secret(2); fd or -1 with errno. */
 int tars_os_memfd_secret(void);
+/* Replaces [addr, addr+len) by a fresh PROT_NONE reservation (MAP_FIXED):
+ * memory, locks and advice go back to the kernel, the address range stays
+ * tars's.  0, or -1 with errno (ENOMEM at the VMA limit). */
+int tars_os_replace(void *addr, size_t len);
 /* Maps PROT_NONE at exactly addr unless something is there; 0 or -1.
  * Keeps the address range of pages a fork child did not inherit. */
 int tars_os_reserve(void *addr, size_t len);
