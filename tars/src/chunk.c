@@ -234,6 +234,7 @@ tars_chunk_drain_delayed(struct tars_heap *h, const char *func)
 		struct chunk_info *ci = h->delayed[i].ci;
 		if (ci != NULL) {
 			unsigned slot = chunk_slot_of(ci, h->delayed[i].ptr, func, 0);
+			ci_req(ci)[slot] &= (uint16_t)~REQ_DELAYED;
 			h->delayed[i].ptr = NULL;
 			h->delayed[i].ci = NULL;
 			chunk_release_slot(h, ci, slot, random, func, 0);
@@ -288,6 +289,12 @@ tars_chunk_size_mismatch(const void *ptr, size_t expect, size_t size, const char
 {
 	tars_fatal(func, "size %zu does not match the allocated size %zu of %p",
 	    expect, size, ptr);
+}
+
+int
+tars_chunk_delayed(struct chunk_info *ci, const void *ptr, const char *func)
+{
+	return (ci_req(ci)[chunk_slot_of(ci, ptr, func, 0)] & REQ_DELAYED) != 0;
 }
 
 size_t

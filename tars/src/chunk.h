@@ -54,7 +54,8 @@ struct chunk_info {
 	 *   uint64_t xfree[words]  1 = freed by another thread, wiped, waiting
 	 *                          for the owner (atomic read-modify-write)
 	 *   uint16_t req[total]    requested size; REQ_CANARY if the slack holds
-	 *                          the canary pattern, REQ_FORKED (see below)
+	 *                          the canary pattern, REQ_FORKED, REQ_DELAYED
+	 *                          (see below)
 	 */
 	uint64_t bits[];
 };
@@ -75,6 +76,8 @@ struct chunk_info {
 #define REQ_CANARY  0x8000 /* in req[]: the slack of this slot is canaried */
 #define REQ_FORKED  0x4000 /* in req[]: allocated before a fork that wiped
                             * the page (fork=1): this child holds zeros */
+#define REQ_DELAYED 0x2000 /* in req[]: freed (wiped), waiting in the owner's
+                            * delayed-free queue: not live for any thread */
 #define REQ_SIZE    0x0fff /* in req[]: the requested size (<= 2048) */
 
 static inline uint64_t *
@@ -243,6 +246,8 @@ TARS_NORETURN void tars_chunk_size_mismatch(const void *ptr, size_t expect,
 void tars_chunk_init(void);          /* fills the size-class table */
 size_t tars_chunk_usable(struct chunk_info *ci, const void *ptr, const char *func);
 size_t tars_chunk_requested(struct chunk_info *ci, const void *ptr, const char *func);
+/* 1 if the slot of ptr waits in its owner's delayed-free queue. */
+int tars_chunk_delayed(struct chunk_info *ci, const void *ptr, const char *func);
 /* Bytes of the record of a page of class cls, and its layout. */
 size_t tars_chunk_record_size(unsigned cls);
 void tars_chunk_record_init(struct chunk_info *ci, uint8_t *page, unsigned cls,
@@ -619,6 +624,12 @@ chunk_live_slot(struct chunk_info *ci, const void *ptr, const char *func, const 
 		}
 		tars_chunk_double_free(ptr, "already freed by another thread", func);
 	}
+	if (unlikely(ci_req(ci)[slot] & REQ_DELAYED)) {
+		if (fast) {
+			return NO_SLOT;
+		}
+		tars_chunk_double_free(ptr, "it waits in the delayed-free queue", func);
+	}
 	return slot;
 }
 
@@ -699,24 +710,14 @@ chunk_release_slot(struct tars_heap *h, struct chunk_info *ci, unsigned slot, lo
 	}
 }
 
-/* Index of ptr in h's delayed-free queue, or -1. */
-static inline int
-heap_delayed_find(const struct tars_heap *h, const void *ptr)
-{
-	int found = -1;
-	for (int i = 0; i < TARS_DELAY; i++) {
-		found = h->delayed[i].ptr == ptr ? i : found;
-	}
-	return found;
-}
-
 /*
  * h entered and owning ci's page.  1 when freed; 0 (fast only) when the
  * general path must do it.  The slot is checked and wiped at once.  With
  * option delay=1 it then takes a random place in the heap's delayed-free
  * queue (TARS_DELAY slots, as OpenBSD's malloc), and the slot it displaces
  * is the one released: a freed slot is not handed out again for a while,
- * and a second free while it waits is caught (the queue is searched).
+ * and a second free while it waits, from any thread, is caught (its req
+ * entry carries REQ_DELAYED, which chunk_live_slot refuses).
  */
 static inline __attribute__((always_inline)) int
 chunk_free_local(struct tars_heap *h, struct chunk_info *ci, void *ptr, size_t expect,
@@ -736,9 +737,6 @@ chunk_free_local(struct tars_heap *h, struct chunk_info *ci, void *ptr, size_t e
 	} else {
 		if (unlikely(!delay && h->ndelayed != 0)) {
 			tars_chunk_drain_delayed(h, func);   /* delay was switched off */
-		}
-		if (unlikely(h->ndelayed != 0) && heap_delayed_find(h, ptr) >= 0) {
-			tars_chunk_double_free(ptr, "it waits in the delayed-free queue", func);
 		}
 	}
 	uint16_t req = ci_req(ci)[slot];
@@ -776,12 +774,14 @@ chunk_free_local(struct tars_heap *h, struct chunk_info *ci, void *ptr, size_t e
 		}
 	}
 	if (delay) {
+		ci_req(ci)[slot] = (uint16_t)(req | REQ_DELAYED);
 		h->delayed[qi].ptr = ptr;
 		h->delayed[qi].ci = ci;
 		if (rci == NULL) {
 			h->ndelayed++;   /* an empty entry filled: nothing leaves */
 			return 1;
 		}
+		ci_req(rci)[rslot] &= (uint16_t)~REQ_DELAYED;
 	}
 	chunk_release_slot(h, rci, rslot, random, func, fast);
 	return 1;

@@ -306,6 +306,16 @@ tars_heap_collect(struct tars_heap *h)
 				tars_chunk_double_free(ci->page + (size_t)slot * ci->size,
 				    "freed by two threads", "tars_malloc");
 			}
+			/* A remote free that raced the owner's delayed free of
+			 * the same block passed its check before the flag was
+			 * set: the pair is caught here, before either frees. */
+			for (uint64_t y = h->ndelayed != 0 ? x : 0; y != 0; y &= y - 1) {
+				unsigned slot = w * 64 + (unsigned)__builtin_ctzll(y);
+				if (unlikely(ci_req(ci)[slot] & REQ_DELAYED)) {
+					tars_chunk_double_free(ci->page + (size_t)slot * ci->size,
+					    "freed by two threads", "tars_malloc");
+				}
+			}
 			map_store(ci, w, m | x);
 			got += (unsigned)__builtin_popcountll(x);
 		}

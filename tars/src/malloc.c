@@ -92,7 +92,7 @@ block_info(const void *ptr, size_t *size, size_t *usable, const char *func)
 	int kind;
 	if (ci != NULL) {
 		kind = KIND_CHUNK;
-		if (h != NULL && h->ndelayed != 0 && heap_delayed_find(h, ptr) >= 0) {
+		if (tars_chunk_delayed(ci, ptr, func)) {
 			tars_fatal(func, "bogus pointer %p (freed: it waits in the "
 			    "delayed-free queue)", ptr);
 		}
