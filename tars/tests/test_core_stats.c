@@ -17,14 +17,6 @@
 
 TestSuite(stats, .init = no_env);
 
-static struct tars_stats
-snap(void)
-{
-	struct tars_stats s;
-	tars_stats_get(&s);
-	return s;
-}
-
 Test(stats, before_any_allocation)
 {
 	struct tars_stats s = snap();

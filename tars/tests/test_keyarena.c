@@ -25,14 +25,6 @@ TestSuite(keyarena, .init = no_env, .timeout = 120);
 #define QUARANTINE 64     /* option quarantine, default */
 #define HOT 16            /* KA_HOT */
 
-static struct tars_stats
-snap(void)
-{
-	struct tars_stats s;
-	tars_stats_get(&s);
-	return s;
-}
-
 static const unsigned char pattern[32] = "0123456789abcdefghijklmnopqrstu";
 
 static tars_key *

@@ -126,6 +126,14 @@ no_env(void)
 	unsetenv("TARS_OPTIONS");
 }
 
+struct tars_stats
+snap(void)
+{
+	struct tars_stats s;
+	tars_stats_get(&s);
+	return s;
+}
+
 size_t
 page_size(void)
 {

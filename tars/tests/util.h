@@ -19,6 +19,8 @@
 #include <unistd.h>
 #include <criterion/criterion.h>
 
+#include "tars.h"
+
 /* In a child: report a failed check on stderr and exit 1. */
 #define CHILD_CHECK(cond) do {                                               \
 	if (!(cond)) {                                                       \
@@ -85,6 +87,9 @@ int tars_has_vmflag(const void *addr, const char *flag);
  * TARS_OPTIONS the suite was started with (a test may set its own before its
  * first call). */
 void no_env(void);
+
+/* The statistics now (tars_stats_get). */
+struct tars_stats snap(void);
 
 /* The system page size. */
 size_t page_size(void);
