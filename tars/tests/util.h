@@ -147,4 +147,17 @@ int perms_of(const volatile void *addr, char perms[5]);
 /* Lines of /proc/self/maps. */
 size_t count_vmas(void);
 
+/*
+ * Keys.  pattern: 32 bytes a test key holds; pattern_key() makes a key
+ * holding them, through a buffer as a user would (NULL on failure);
+ * key_address() finds a key's bytes through a read scope it closes again
+ * (NULL if the scope does not open); peeks_pattern() is 1 if
+ * /proc/self/mem reads pattern at addr (as much of it as it can read), 0
+ * if it reads other bytes or nothing.
+ */
+extern const unsigned char pattern[32];
+tars_key *pattern_key(void);
+const volatile unsigned char *key_address(tars_key *k);
+int peeks_pattern(const volatile void *addr);
+
 #endif
