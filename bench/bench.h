@@ -15,9 +15,9 @@
  *
  * tars stats.  bench_stats_begin/bench_stats_end bracket a run (outside
  * the timed region) and report syscalls_per_op (tars system calls during
- * the run / operations), pages_mapped (every page tars holds at the end of
- * the run: data, cache, reserve, guards and metadata), chunk_pages and
- * cached_pages.
+ * the run / operations) and, at the end of the run, every statistic tars
+ * counts in pages, under its name in the library's table (chunk_pages,
+ * cached_pages, guard_pages, ...).
  */
 #ifndef TARS_BENCH_H
 #define TARS_BENCH_H

@@ -211,6 +211,21 @@ static void bm_glibc_batch(gb_state *st, void *ctx)
  * (syscalls_per_op for tars; issue 11 asks for ~0 at K = 1024).
  * --------------------------------------------------------------------- */
 
+/* One burst: k allocations, then as many frees in the same order (all
+ * that were made, if one failed: *failed says so). */
+static inline __attribute__((always_inline)) void
+burst(void **ptrs, size_t k, size_t size, void *(*alloc)(size_t),
+    void (*dealloc)(void *), struct bench_lat *lat, int *failed)
+{
+	size_t got = alloc_n(ptrs, k, size, alloc, lat, failed);
+
+	for (size_t i = 0; i < got; i++) {
+		dealloc(ptrs[i]);
+		if ((i & (BENCH_BATCH - 1)) == BENCH_BATCH - 1)
+			bench_lat_mark(lat, BENCH_BATCH);
+	}
+}
+
 static inline __attribute__((always_inline)) void
 burst_loop(gb_state *st, size_t size, size_t k, void *(*alloc)(size_t),
     void (*dealloc)(void *), const char *what, int with_tars_stats)
@@ -224,32 +239,14 @@ burst_loop(gb_state *st, size_t size, size_t k, void *(*alloc)(size_t),
 		bench_skip_errno(st, "malloc (burst array)", ENOMEM);
 		return;
 	}
-	for (int warm = 0; warm < 2 && !failed; warm++) {
-		for (size_t i = 0; i < k; i++) {
-			ptrs[i] = alloc(size);
-			if (ptrs[i] == NULL) {
-				failed = errno ? errno : ENOMEM;
-				for (size_t j = 0; j < i; j++)
-					dealloc(ptrs[j]);
-				break;
-			}
-		}
-		if (!failed)
-			for (size_t i = 0; i < k; i++)
-				dealloc(ptrs[i]);
-	}
+	bench_lat_init(&lat);
+	for (int warm = 0; warm < 2 && !failed; warm++)
+		burst(ptrs, k, size, alloc, dealloc, &lat, &failed);
 	if (with_tars_stats)
 		bench_stats_begin(&bs);
-	bench_lat_init(&lat);
-	while (!failed && gb_batch(st, 2 * k)) {
-		size_t got = alloc_n(ptrs, k, size, alloc, &lat, &failed);
-
-		for (size_t i = 0; i < got; i++) {
-			dealloc(ptrs[i]);
-			if ((i & (BENCH_BATCH - 1)) == BENCH_BATCH - 1)
-				bench_lat_mark(&lat, BENCH_BATCH);
-		}
-	}
+	bench_lat_init(&lat);   /* the warm-up's samples are dropped */
+	while (!failed && gb_batch(st, 2 * k))
+		burst(ptrs, k, size, alloc, dealloc, &lat, &failed);
 	free(ptrs);
 	if (failed) {
 		bench_skip_errno(st, what, failed);

@@ -9,21 +9,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <stddef.h>
 #include <criterion/criterion.h>
 
 #include "tars.h"
 #include "util.h"
 
 TestSuite(stats, .init = no_env);
-
-static struct tars_stats
-snap(void)
-{
-	struct tars_stats s;
-	tars_stats_get(&s);
-	return s;
-}
 
 Test(stats, before_any_allocation)
 {
@@ -404,8 +395,7 @@ Test(stats, field_table_and_json)
 	tars_stats_get(&s);
 	size_t n = 0, covered = 0;
 	for (const struct tars_stat_desc *d; (d = tars_stat_at(n)) != NULL; n++) {
-		cr_assert_lt(d->offset + 8, offsetof(struct tars_stats, class_mallocs) + 1 +
-		    sizeof(s) - offsetof(struct tars_stats, class_mallocs));
+		cr_assert_leq(d->offset + 8, sizeof(s));
 		for (size_t k = 0; k < n; k++) {
 			cr_assert_neq(tars_stat_at(k)->offset, d->offset, "%s twice", d->name);
 		}

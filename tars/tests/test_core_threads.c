@@ -384,21 +384,12 @@ Test(threads, an_exited_threads_heap_is_adopted_with_its_blocks)
 /* fork() with blocks of several threads' heaps live: the child frees them
  * all (its own heap and the others', which it adopts or hands back) and
  * allocates from them. */
-static void *
-alloc_many(void *arg)
-{
-	struct batch *b = arg;
-	return alloc_and_leave(b);
-}
-
 static void
 child_frees_everything(void *arg)
 {
 	struct batch *b = arg;
 	for (size_t k = 0; k < 4; k++) {
-		for (size_t i = 0; i < b[k].n; i++) {
-			tars_free(b[k].p[i]);
-		}
+		free_batch(&b[k]);
 	}
 	for (int i = 0; i < 2000; i++) {
 		void *x = tars_malloc((size_t)i % 300);
@@ -422,7 +413,7 @@ Test(threads, a_fork_child_frees_blocks_of_every_heap)
 	/* Three threads allocate and stay alive, each with its own heap. */
 	pthread_t t[T];
 	for (int k = 0; k < T; k++) {
-		cr_assert_eq(pthread_create(&t[k], NULL, alloc_many, &b[k]), 0);
+		cr_assert_eq(pthread_create(&t[k], NULL, alloc_and_leave, &b[k]), 0);
 	}
 	for (int k = 0; k < T; k++) {
 		cr_assert_eq(pthread_join(t[k], NULL), 0);
@@ -430,8 +421,6 @@ Test(threads, a_fork_child_frees_blocks_of_every_heap)
 	cr_assert_null(alloc_and_leave(&b[T]));   /* and this thread */
 	EXPECT_EXIT0(child_frees_everything, b);
 	for (int k = 0; k <= T; k++) {
-		for (int i = 0; i < N; i++) {
-			tars_free(p[k][i]);
-		}
+		free_batch(&b[k]);
 	}
 }

@@ -1229,29 +1229,20 @@ Test(death, key_write_end_without_a_scope)
 
 /* ---- frees from another thread (remote.c) --------------------------- */
 
-struct remote {
-	void *p;
-	int twice;
-};
-
 static void *
-remote_free_thread(void *arg)
+free_twice_in_thread(void *p)
 {
-	struct remote *r = arg;
-	tars_free(r->p);
-	if (r->twice) {
-		tars_free(r->p);
-	}
+	tars_free(p);
+	tars_free(p);
 	return NULL;
 }
 
-/* Frees r.p on another thread (which owns no block of it). */
+/* Runs fn(p) on another thread (which owns no block of p), to its end. */
 static void
-free_on_another_thread(void *p, int twice)
+on_another_thread(void *(*fn)(void *), void *p)
 {
-	struct remote r = {p, twice};
 	pthread_t t;
-	CHILD_CHECK(pthread_create(&t, NULL, remote_free_thread, &r) == 0);
+	CHILD_CHECK(pthread_create(&t, NULL, fn, p) == 0);
 	CHILD_CHECK(pthread_join(t, NULL) == 0);
 }
 
@@ -1261,7 +1252,8 @@ remote_double_free(void *arg)
 	(void)arg;
 	void *p = tars_malloc(64);
 	CHILD_CHECK(p != NULL);
-	free_on_another_thread(p, 1);   /* the second free waits for no owner */
+	/* The second free waits for no owner. */
+	on_another_thread(free_twice_in_thread, p);
 	_exit(3);
 }
 
@@ -1277,7 +1269,7 @@ remote_then_owner_free(void *arg)
 	(void)arg;
 	void *p = tars_malloc(64);
 	CHILD_CHECK(p != NULL);
-	free_on_another_thread(p, 0);   /* waits, wiped, for this heap */
+	on_another_thread(free_in_thread, p);   /* waits, wiped, for this heap */
 	tars_free(p);
 	_exit(3);
 }
@@ -1296,7 +1288,7 @@ owner_then_remote_free(void *arg)
 	void *p = tars_malloc(64);
 	CHILD_CHECK(p != NULL && keep != NULL);
 	tars_free(p);
-	free_on_another_thread(p, 0);
+	on_another_thread(free_in_thread, p);
 	_exit(3);
 }
 
@@ -1312,7 +1304,7 @@ remote_bogus_pointer(void *arg)
 	(void)arg;
 	uint8_t *p = tars_malloc(64);
 	CHILD_CHECK(p != NULL);
-	free_on_another_thread(p + 16, 0);
+	on_another_thread(free_in_thread, p + 16);
 	_exit(3);
 }
 
@@ -1329,7 +1321,7 @@ remote_canary(void *arg)
 	volatile uint8_t *p = tars_malloc(40);   /* slot 48: 8 bytes of canary */
 	CHILD_CHECK(p != NULL);
 	p[41] = 0;
-	free_on_another_thread((void *)p, 0);
+	on_another_thread(free_in_thread, (void *)p);
 	_exit(3);
 }
 
@@ -1447,13 +1439,6 @@ Test(death, heap_canary_corrupted_then_free)
 	EXPECT_TARS_ABORT(heap_canary_free, "tars_free", "heap canary corrupted", NULL);
 }
 
-static void *
-thread_free(void *p)
-{
-	tars_free(p);
-	return NULL;
-}
-
 static BUG void
 heap_canary_other_thread(void *arg)
 {
@@ -1463,7 +1448,7 @@ heap_canary_other_thread(void *arg)
 	volatile uint64_t *c = tars_test_heap_canary();
 	*c += 1;
 	pthread_t t;   /* heap 1, hands p to heap 0: checks heap 0 first */
-	CHILD_CHECK(pthread_create(&t, NULL, thread_free, p) == 0);
+	CHILD_CHECK(pthread_create(&t, NULL, free_in_thread, p) == 0);
 	pthread_join(t, NULL);
 	_exit(3);
 }

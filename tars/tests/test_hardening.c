@@ -36,14 +36,6 @@
 
 TestSuite(hardening, .init = no_env, .timeout = 60);
 
-static struct tars_stats
-snap(void)
-{
-	struct tars_stats s;
-	tars_stats_get(&s);
-	return s;
-}
-
 /* ---- 1: frees at the VMA limit --------------------------------------- */
 
 static void

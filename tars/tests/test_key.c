@@ -28,34 +28,6 @@
 #include "tars.h"
 #include "util.h"
 
-static const unsigned char pattern[32] = "0123456789abcdefghijklmnopqrstu";
-
-/* A key holding `pattern`, through a buffer as a user would make it. */
-static tars_key *
-pattern_key(void)
-{
-	tars_buf *b = tars_buf_from(pattern, sizeof(pattern));
-	if (b == NULL) {
-		return NULL;
-	}
-	tars_key *k = tars_key_new(b);
-	if (k == NULL) {
-		tars_buf_free(b);
-	}
-	return k;
-}
-
-/* The key's bytes, found through a read scope that is closed again. */
-static const volatile unsigned char *
-key_address(tars_key *k)
-{
-	const unsigned char *p = tars_key_read_begin(k);
-	if (p != NULL) {
-		tars_key_read_end(k);
-	}
-	return p;
-}
-
 #define ASSERT_PERMS(addr, want) do {                                        \
 	char perms_[5];                                                      \
 	cr_assert_eq(perms_of((addr), perms_), 0, "no mapping");             \
@@ -748,9 +720,7 @@ write_begin_enomem(void *arg)
 	 * (the key arena writes through /proc/self/mem) or unmapped. */
 	tars_key_free(k);
 	CHILD_CHECK(perms_of(p, perms) == -1 || strncmp(perms, "---", 3) == 0);
-	unsigned char seen[sizeof(pattern)];
-	ssize_t n = peek(p, seen, sizeof(seen));
-	CHILD_CHECK(n <= 0 || memcmp(seen, pattern, (size_t)n) != 0);
+	CHILD_CHECK(!peeks_pattern(p));
 }
 
 Test(key, write_begin_reports_a_protection_failure)

@@ -25,27 +25,6 @@ TestSuite(keyarena, .init = no_env, .timeout = 120);
 #define QUARANTINE 64     /* option quarantine, default */
 #define HOT 16            /* KA_HOT */
 
-static struct tars_stats
-snap(void)
-{
-	struct tars_stats s;
-	tars_stats_get(&s);
-	return s;
-}
-
-static const unsigned char pattern[32] = "0123456789abcdefghijklmnopqrstu";
-
-static tars_key *
-pattern_key(void)
-{
-	tars_buf *b = tars_buf_from(pattern, sizeof(pattern));
-	tars_key *k = b == NULL ? NULL : tars_key_new(b);
-	if (k == NULL) {
-		tars_buf_free(b);
-	}
-	return k;
-}
-
 /* 1 if the key still holds pattern (opened and closed again). */
 static int
 holds_pattern(tars_key *k)
@@ -226,9 +205,7 @@ open_keys_freed_at_the_limit(void *arg)
 	for (int i = 0; i < N; i++) {
 		tars_free(p[i]);
 		CHILD_CHECK(closed(p[i]));
-		unsigned char seen[32];
-		ssize_t n = peek(p[i], seen, 32);
-		CHILD_CHECK(n <= 0 || memcmp(seen, pattern, (size_t)n) != 0);
+		CHILD_CHECK(!peeks_pattern(p[i]));
 	}
 	CHILD_CHECK(snap().key_open == 0);
 	_exit(0);
@@ -253,9 +230,8 @@ closed_keys_freed_at_the_limit(void *arg)
 	for (int i = 0; i < N; i++) {
 		k[i] = pattern_key();
 		CHILD_CHECK(k[i] != NULL);
-		data[i] = tars_key_read_begin(k[i]);
+		data[i] = key_address(k[i]);
 		CHILD_CHECK(data[i] != NULL);
-		tars_key_read_end(k[i]);
 	}
 	CHILD_CHECK(holds_pattern(k[0]) && holds_pattern(k[0]) && snap().key_hot == 1);
 	deny_syscall(SYS_pwritev, -1, 0, EPERM);
@@ -265,9 +241,7 @@ closed_keys_freed_at_the_limit(void *arg)
 	for (int i = N - 1; i >= 0; i--) {   /* the hot key last */
 		tars_key_free(k[i]);
 		CHILD_CHECK(closed(data[i]));
-		unsigned char seen[32];
-		ssize_t n = peek(data[i], seen, 32);
-		CHILD_CHECK(n <= 0 || memcmp(seen, pattern, (size_t)n) != 0);
+		CHILD_CHECK(!peeks_pattern(data[i]));
 	}
 	_exit(0);
 }
@@ -407,16 +381,13 @@ key_double_free_after_others(void *arg)
 	(void)arg;
 	tars_key *k = pattern_key();
 	CHILD_CHECK(k != NULL);
-	const volatile unsigned char *data = tars_key_read_begin(k);
-	tars_key_read_end(k);
+	const volatile unsigned char *data = key_address(k);
 	tars_key_free(k);
 	for (int i = 0; i < 100; i++) {
 		tars_key_free(pattern_key());
 	}
 	CHILD_CHECK(closed(data));
-	unsigned char seen[32];
-	ssize_t n = peek(data, seen, 32);
-	CHILD_CHECK(n <= 0 || memcmp(seen, pattern, (size_t)n) != 0);
+	CHILD_CHECK(!peeks_pattern(data));
 	tars_key_free(k);
 }
 

@@ -24,14 +24,6 @@ TestSuite(quarantine, .init = no_env, .timeout = 60);
 
 #define BUG __attribute__((noinline, optimize(0)))
 
-static struct tars_stats
-snap(void)
-{
-	struct tars_stats s;
-	tars_stats_get(&s);
-	return s;
-}
-
 /* ---- large blocks and keys -------------------------------------------- */
 
 static BUG void

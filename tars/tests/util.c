@@ -126,6 +126,14 @@ no_env(void)
 	unsetenv("TARS_OPTIONS");
 }
 
+struct tars_stats
+snap(void)
+{
+	struct tars_stats s;
+	tars_stats_get(&s);
+	return s;
+}
+
 size_t
 page_size(void)
 {
@@ -321,4 +329,38 @@ perms_of(const volatile void *addr, char perms[5])
 	}
 	(void)fclose(f);
 	return found;
+}
+
+const unsigned char pattern[32] = "0123456789abcdefghijklmnopqrstu";
+
+tars_key *
+pattern_key(void)
+{
+	tars_buf *b = tars_buf_from(pattern, sizeof(pattern));
+	if (b == NULL) {
+		return NULL;
+	}
+	tars_key *k = tars_key_new(b);
+	if (k == NULL) {
+		tars_buf_free(b);
+	}
+	return k;
+}
+
+const volatile unsigned char *
+key_address(tars_key *k)
+{
+	const unsigned char *p = tars_key_read_begin(k);
+	if (p != NULL) {
+		tars_key_read_end(k);
+	}
+	return p;
+}
+
+int
+peeks_pattern(const volatile void *addr)
+{
+	unsigned char seen[sizeof(pattern)];
+	ssize_t n = peek(addr, seen, sizeof(seen));
+	return n > 0 && memcmp(seen, pattern, (size_t)n) == 0;
 }

@@ -19,6 +19,8 @@
 #include <unistd.h>
 #include <criterion/criterion.h>
 
+#include "tars.h"
+
 /* In a child: report a failed check on stderr and exit 1. */
 #define CHILD_CHECK(cond) do {                                               \
 	if (!(cond)) {                                                       \
@@ -86,6 +88,9 @@ int tars_has_vmflag(const void *addr, const char *flag);
  * first call). */
 void no_env(void);
 
+/* The statistics now (tars_stats_get). */
+struct tars_stats snap(void);
+
 /* The system page size. */
 size_t page_size(void);
 
@@ -141,5 +146,18 @@ void vma_release(struct vma_filler *f, size_t n);
 int perms_of(const volatile void *addr, char perms[5]);
 /* Lines of /proc/self/maps. */
 size_t count_vmas(void);
+
+/*
+ * Keys.  pattern: 32 bytes a test key holds; pattern_key() makes a key
+ * holding them, through a buffer as a user would (NULL on failure);
+ * key_address() finds a key's bytes through a read scope it closes again
+ * (NULL if the scope does not open); peeks_pattern() is 1 if
+ * /proc/self/mem reads pattern at addr (as much of it as it can read), 0
+ * if it reads other bytes or nothing.
+ */
+extern const unsigned char pattern[32];
+tars_key *pattern_key(void);
+const volatile unsigned char *key_address(tars_key *k);
+int peeks_pattern(const volatile void *addr);
 
 #endif

@@ -126,6 +126,25 @@ region(size_t npages, int how)
 	return r;
 }
 
+/* The page of key k of a region (keys on odd pages). */
+static unsigned char *
+key_page(unsigned char *r, size_t k)
+{
+	return r + (2 * k + 1) * ps;
+}
+
+/* Write 32 bytes to every key of a region and close it again. */
+static void
+write_keys(unsigned char *r, size_t nkeys)
+{
+	for (size_t k = 0; k < nkeys; k++) {
+		unsigned char *p = key_page(r, k);
+		prot(p, ps, PROT_READ | PROT_WRITE);
+		memset(p, 0x5a, 32);
+		prot(p, ps, PROT_NONE);
+	}
+}
+
 /* Write and close every key (odd pages) of a region: VMAs after, and with
  * `open` keys left readable. */
 static void
@@ -134,15 +153,10 @@ vma_figures(const char *name, int how, size_t nkeys, size_t open)
 	long before = vmas();
 	unsigned char *r = region(2 * nkeys + 1, how);
 	long empty = vmas() - before;
-	for (size_t k = 0; k < nkeys; k++) {
-		unsigned char *p = r + (2 * k + 1) * ps;
-		prot(p, ps, PROT_READ | PROT_WRITE);
-		memset(p, 0x5a, 32);
-		prot(p, ps, PROT_NONE);
-	}
+	write_keys(r, nkeys);
 	long rest = vmas() - before;
 	for (size_t k = 0; k < open; k++) {
-		prot(r + (2 * k * (nkeys / open) + 1) * ps, ps, PROT_READ);
+		prot(key_page(r, k * (nkeys / open)), ps, PROT_READ);
 	}
 	long opened = vmas() - before;
 	printf("  %-34s %8zu keys: region %ld VMA, written+closed %ld, %zu open %ld\n",
@@ -152,45 +166,78 @@ vma_figures(const char *name, int how, size_t nkeys, size_t open)
 	}
 }
 
-/* Median ns of a read scope (READ then NONE) on pages of the region. */
-static double
-scope_cost(unsigned char *r, size_t nkeys, int rounds)
+/*
+ * Median over `rounds` of the mean ns of op(arg, b), b = 0 .. BATCH - 1;
+ * -1 as soon as an op fails (returns nonzero).  Inlined into each caller,
+ * so that op is a direct call there.
+ */
+static inline __attribute__((always_inline)) double
+median_ns(int rounds, int (*op)(void *arg, size_t b), void *arg)
 {
 	double t[64];
 	for (int i = 0; i < rounds; i++) {
 		double t0 = now_ns();
 		for (size_t b = 0; b < BATCH; b++) {
-			unsigned char *p = r + (2 * ((b * 7919) % nkeys) + 1) * ps;
-			prot(p, ps, PROT_READ);
-			__asm__ volatile("" : : "r"(*(volatile unsigned char *)p) : "memory");
-			prot(p, ps, PROT_NONE);
+			if (op(arg, b) != 0) {
+				return -1;
+			}
 		}
 		t[i] = (now_ns() - t0) / BATCH;
 	}
 	return median(t, rounds);
 }
 
+/* A region of written, closed keys; the b-th operation of a batch works
+ * on key (b * 7919) % n. */
+struct keys {
+	unsigned char *r;
+	size_t n;
+	int fd;   /* /proc/self/mem, for procmem_op */
+};
+
+static unsigned char *
+batch_key(const struct keys *ks, size_t b)
+{
+	return key_page(ks->r, (b * 7919) % ks->n);
+}
+
+/* A read scope (READ then NONE) on a key of the region. */
+static int
+scope_op(void *arg, size_t b)
+{
+	unsigned char *p = batch_key(arg, b);
+	prot(p, ps, PROT_READ);
+	__asm__ volatile("" : : "r"(*(volatile unsigned char *)p) : "memory");
+	prot(p, ps, PROT_NONE);
+	return 0;
+}
+
 /* A key's life in a region: open RW, write 32 bytes, close; open RW,
  * wipe, close (what a key allocation and its free cost at least). */
-static double
-life_cost(unsigned char *r, size_t nkeys, int rounds)
+static int
+life_op(void *arg, size_t b)
 {
-	double t[64];
-	for (int i = 0; i < rounds; i++) {
-		double t0 = now_ns();
-		for (size_t b = 0; b < BATCH; b++) {
-			unsigned char *p = r + (2 * ((b * 7919) % nkeys) + 1) * ps;
-			prot(p, ps, PROT_READ | PROT_WRITE);
-			memset(p, 0x5a, 32);
-			prot(p, ps, PROT_NONE);
-			prot(p, ps, PROT_READ | PROT_WRITE);
-			memset(p, 0, 32);
-			__asm__ volatile("" : : "r"(p) : "memory");
-			prot(p, ps, PROT_NONE);
-		}
-		t[i] = (now_ns() - t0) / BATCH;
-	}
-	return median(t, rounds);
+	unsigned char *p = batch_key(arg, b);
+	prot(p, ps, PROT_READ | PROT_WRITE);
+	memset(p, 0x5a, 32);
+	prot(p, ps, PROT_NONE);
+	prot(p, ps, PROT_READ | PROT_WRITE);
+	memset(p, 0, 32);
+	__asm__ volatile("" : : "r"(p) : "memory");
+	prot(p, ps, PROT_NONE);
+	return 0;
+}
+
+/* Two mprotect calls on the page arg. */
+static int
+isolated_op(void *arg, size_t b)
+{
+	unsigned char *p = arg;
+	(void)b;
+	prot(p, ps, PROT_READ);
+	__asm__ volatile("" : : "r"(*(volatile unsigned char *)p) : "memory");
+	prot(p, ps, PROT_NONE);
+	return 0;
 }
 
 /* Two mprotect calls on a page that is a VMA of its own (its flags differ
@@ -209,119 +256,84 @@ isolated_cost(int rounds)
 		die("mlock/madvise");
 	}
 	prot(p, ps, PROT_NONE);
-	double t[64];
-	for (int i = 0; i < rounds; i++) {
-		double t0 = now_ns();
-		for (size_t b = 0; b < BATCH; b++) {
-			prot(p, ps, PROT_READ);
-			__asm__ volatile("" : : "r"(*(volatile unsigned char *)p) : "memory");
-			prot(p, ps, PROT_NONE);
-		}
-		t[i] = (now_ns() - t0) / BATCH;
-	}
+	double t = median_ns(rounds, isolated_op, p);
 	(void)munmap(m, 3 * ps);
-	return median(t, rounds);
+	return t;
 }
 
-static double
-naive_cost(int rounds)
+/* A naive guarded key's life: mmap 3 pages, mprotect the middle one RW,
+ * mlock, MADV_DONTDUMP, write, munmap. */
+static int
+naive_op(void *arg, size_t b)
 {
-	double t[64];
-	for (int i = 0; i < rounds; i++) {
-		double t0 = now_ns();
-		for (size_t b = 0; b < BATCH; b++) {
-			unsigned char *m = mmap(NULL, 3 * ps, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
-			    -1, 0);
-			if (m == MAP_FAILED) {
-				die("mmap");
-			}
-			prot(m + ps, ps, PROT_READ | PROT_WRITE);
-			if (mlock(m + ps, ps) != 0 || madvise(m + ps, ps, MADV_DONTDUMP) != 0) {
-				die("mlock/madvise");
-			}
-			memset(m + ps, 0x5a, 32);
-			__asm__ volatile("" : : "r"(m) : "memory");
-			if (munmap(m, 3 * ps) != 0) {
-				die("munmap");
-			}
-		}
-		t[i] = (now_ns() - t0) / BATCH;
+	(void)arg, (void)b;
+	unsigned char *m = mmap(NULL, 3 * ps, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED) {
+		die("mmap");
 	}
-	return median(t, rounds);
+	prot(m + ps, ps, PROT_READ | PROT_WRITE);
+	if (mlock(m + ps, ps) != 0 || madvise(m + ps, ps, MADV_DONTDUMP) != 0) {
+		die("mlock/madvise");
+	}
+	memset(m + ps, 0x5a, 32);
+	__asm__ volatile("" : : "r"(m) : "memory");
+	if (munmap(m, 3 * ps) != 0) {
+		die("munmap");
+	}
+	return 0;
 }
 
 /* A key's life with memfd_secret pages of its own (one descriptor and
  * three VMAs per key), as a key with a mapping of its own has them. */
-static double
-secret_key_cost(int rounds)
+static int
+secret_key_op(void *arg, size_t b)
 {
-	double t[64];
-	for (int i = 0; i < rounds; i++) {
-		double t0 = now_ns();
-		for (size_t b = 0; b < BATCH; b++) {
-			unsigned char *m = mmap(NULL, 3 * ps, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
-			    -1, 0);
-			int fd = (int)syscall(SYS_memfd_secret, (unsigned)O_CLOEXEC);
-			if (m == MAP_FAILED || fd < 0 || ftruncate(fd, (off_t)ps) != 0 ||
-			    mmap(m + ps, ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
-			    0) == MAP_FAILED || close(fd) != 0) {
-				die("memfd_secret key");
-			}
-			memset(m + ps, 0x5a, 32);
-			prot(m + ps, ps, PROT_NONE);
-			prot(m + ps, ps, PROT_READ | PROT_WRITE);
-			memset(m + ps, 0, 32);
-			__asm__ volatile("" : : "r"(m) : "memory");
-			if (munmap(m, 3 * ps) != 0) {
-				die("munmap");
-			}
-		}
-		t[i] = (now_ns() - t0) / BATCH;
+	(void)arg, (void)b;
+	unsigned char *m = mmap(NULL, 3 * ps, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int fd = (int)syscall(SYS_memfd_secret, (unsigned)O_CLOEXEC);
+	if (m == MAP_FAILED || fd < 0 || ftruncate(fd, (off_t)ps) != 0 ||
+	    mmap(m + ps, ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
+	    0) == MAP_FAILED || close(fd) != 0) {
+		die("memfd_secret key");
 	}
-	return median(t, rounds);
+	memset(m + ps, 0x5a, 32);
+	prot(m + ps, ps, PROT_NONE);
+	prot(m + ps, ps, PROT_READ | PROT_WRITE);
+	memset(m + ps, 0, 32);
+	__asm__ volatile("" : : "r"(m) : "memory");
+	if (munmap(m, 3 * ps) != 0) {
+		die("munmap");
+	}
+	return 0;
 }
 
 /* Wiping a closed key without opening it: a write through /proc/self/mem
  * (FOLL_FORCE), then MADV_DONTNEED where the region is not locked. */
-static double
-procmem_cost(unsigned char *r, size_t nkeys, int rounds)
+static int
+procmem_op(void *arg, size_t b)
 {
-	int fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		return -1;
-	}
 	static const unsigned char zero[32];
-	double t[64];
-	for (int i = 0; i < rounds; i++) {
-		double t0 = now_ns();
-		for (size_t b = 0; b < BATCH; b++) {
-			unsigned char *p = r + (2 * ((b * 7919) % nkeys) + 1) * ps;
-			if (pwrite(fd, zero, sizeof(zero), (off_t)(uintptr_t)p) != (ssize_t)sizeof(zero)) {
-				(void)close(fd);
-				return -1;
-			}
-		}
-		t[i] = (now_ns() - t0) / BATCH;
-	}
-	(void)close(fd);
-	return median(t, rounds);
+	const struct keys *ks = arg;
+	return pwrite(ks->fd, zero, sizeof(zero), (off_t)(uintptr_t)batch_key(ks, b)) ==
+	    (ssize_t)sizeof(zero) ? 0 : -1;
 }
 
 static double
-dontneed_cost(unsigned char *r, size_t nkeys, int rounds)
+procmem_cost(struct keys *ks, int rounds)
 {
-	double t[64];
-	for (int i = 0; i < rounds; i++) {
-		double t0 = now_ns();
-		for (size_t b = 0; b < BATCH; b++) {
-			unsigned char *p = r + (2 * ((b * 7919) % nkeys) + 1) * ps;
-			if (madvise(p, ps, MADV_DONTNEED) != 0) {
-				return -1;
-			}
-		}
-		t[i] = (now_ns() - t0) / BATCH;
+	ks->fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+	if (ks->fd < 0) {
+		return -1;
 	}
-	return median(t, rounds);
+	double t = median_ns(rounds, procmem_op, ks);
+	(void)close(ks->fd);
+	return t;
+}
+
+static int
+dontneed_op(void *arg, size_t b)
+{
+	return madvise(batch_key(arg, b), ps, MADV_DONTNEED);
 }
 
 int
@@ -350,28 +362,23 @@ main(int argc, char **argv)
 		{"memfd_secret", SECRET},
 	};
 	double iso = isolated_cost(rounds);
-	double naive = naive_cost(rounds);
+	double naive = median_ns(rounds, naive_op, NULL);
 	printf("\nmedian ns over %d rounds of %d:\n", rounds, BATCH);
 	printf("  isolated page, mprotect READ+NONE       %8.0f\n", iso);
 	printf("  naive guarded key life                  %8.0f\n", naive);
-	double sk = secret_key_cost(rounds);
+	double sk = median_ns(rounds, secret_key_op, NULL);
 	printf("  memfd_secret key of its own, life       %8.0f (%.2fx naive)\n", sk, sk / naive);
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-		unsigned char *r = region(2 * nkeys + 1, kinds[i].how);
-		for (size_t k = 0; k < nkeys; k++) {
-			unsigned char *p = r + (2 * k + 1) * ps;
-			prot(p, ps, PROT_READ | PROT_WRITE);
-			memset(p, 0x5a, 32);
-			prot(p, ps, PROT_NONE);
-		}
-		double sc = scope_cost(r, nkeys, rounds);
-		double lc = life_cost(r, nkeys, rounds);
-		double pm = procmem_cost(r, nkeys, rounds);
-		double dn = dontneed_cost(r, nkeys, rounds);
+		struct keys ks = {region(2 * nkeys + 1, kinds[i].how), nkeys, -1};
+		write_keys(ks.r, nkeys);
+		double sc = median_ns(rounds, scope_op, &ks);
+		double lc = median_ns(rounds, life_op, &ks);
+		double pm = procmem_cost(&ks, rounds);
+		double dn = median_ns(rounds, dontneed_op, &ks);
 		printf("  %-26s scope %6.0f (%.2fx iso)  life(4 mprotect) %6.0f (%.2fx naive)"
 		    "  procmem wipe %6.0f  DONTNEED %6.0f\n", kinds[i].name, sc, sc / iso, lc,
 		    lc / naive, pm, dn);
-		(void)munmap(r, (2 * nkeys + 1) * ps);
+		(void)munmap(ks.r, (2 * nkeys + 1) * ps);
 	}
 	return 0;
 }
